@@ -1,0 +1,92 @@
+# coderunner-db: `make` builds the C core for Lua 5.4; `make LUA=luajit` for LuaJIT.
+# `make test` installs what it lacks, builds both, and runs every spec on a
+# throwaway PostgreSQL cluster.
+
+LUA        ?= lua5.4
+PKG_LUA    := $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+LUA_INCDIR ?= $(shell pkg-config --variable=includedir $(PKG_LUA) 2>/dev/null)/$(if $(filter luajit,$(LUA)),luajit-2.1,$(LUA))
+PG_INCDIR  ?= $(shell pg_config --includedir 2>/dev/null)
+PG_LIBDIR  ?= $(shell pg_config --libdir 2>/dev/null)
+
+CC         ?= cc
+OPT        ?= -O2 -g
+WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wwrite-strings \
+              -Wmissing-prototypes -Wstrict-prototypes -Wundef -Wformat=2 \
+              -Wno-unused-parameter -Wdeclaration-after-statement
+CFLAGS     ?= $(OPT)
+ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARN) $(CFLAGS) \
+              -I$(LUA_INCDIR) -I$(PG_INCDIR)
+LDFLAGS    ?=
+LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
+
+BUILD      := build/$(LUA)
+PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
+              csrc/json.c csrc/sql_split.c
+LUA_SRC    := csrc/module.c csrc/error.c csrc/conn.c csrc/pool.c csrc/tx.c \
+              csrc/result.c csrc/params.c csrc/json_value.c csrc/session.c
+OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(LUA_SRC))
+SO         := $(BUILD)/coderunner/pg.so
+
+# LuaRocks passes these; the defaults install next to Debian's Lua.
+INST_PREFIX ?= /usr/local
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
+INST_BINDIR ?= $(INST_PREFIX)/bin
+
+.PHONY: all build env test test-c spec spec-lua spec-luajit lint install clean deps \
+        bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
+
+all: $(SO)
+build: $(SO)
+
+$(SO): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LIBS)
+
+$(BUILD)/obj/%.o: csrc/%.c csrc/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Prints the exports that let `lua5.4` / `luajit` require the modules from here.
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+
+deps:
+	@sh scripts/deps.sh
+
+# ---- tests -----------------------------------------------------------------
+# Pure-C helpers, tested without Lua or a server.
+TEST_C_BIN := build/test/unit
+test-c: $(TEST_C_BIN)
+	$(TEST_C_BIN)
+
+$(TEST_C_BIN): test/c/*.c $(PURE_SRC) csrc/*.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all -Icsrc -o $@ test/c/*.c $(PURE_SRC) -lm
+
+# Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv.
+test: deps
+	$(MAKE) build LUA=lua5.4
+	$(MAKE) build LUA=luajit
+	$(MAKE) test-c
+	pg_virtualenv sh scripts/run-specs.sh lua5.4 luajit
+
+# Specs against the server named by the PG* variables or DATABASE_URL you set.
+spec: build
+	sh scripts/run-specs.sh $(LUA)
+
+lint:
+	luacheck lua bin spec bench
+
+# ---- install -----------------------------------------------------------------
+install: $(SO)
+	install -d $(DESTDIR)$(INST_LIBDIR)/coderunner $(DESTDIR)$(INST_LUADIR)/coderunner \
+	  $(DESTDIR)$(INST_BINDIR)
+	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coderunner/pg.so
+	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
+	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
+
+clean:
+	rm -rf build

@@ -1,0 +1,43 @@
+/* JSON text: a streaming parser and the string/number writers.
+ * Pure C, no Lua: json_value.c builds Lua values from these callbacks. */
+#ifndef CRPG_JSON_H
+#define CRPG_JSON_H
+
+#include <stddef.h>
+#include "strbuf.h"
+
+#define JSON_MAX_DEPTH 512
+
+typedef struct json_handlers {
+  int (*null_value)(void *ctx);
+  int (*boolean)(void *ctx, int value);
+  int (*integer)(void *ctx, long long value); /* literal with no fraction/exponent that fits int64 */
+  int (*number)(void *ctx, double value);     /* every other number */
+  int (*string)(void *ctx, const char *s, size_t len); /* unescaped UTF-8 */
+  int (*begin_object)(void *ctx);
+  int (*key)(void *ctx, const char *s, size_t len);   /* unescaped */
+  int (*end_object)(void *ctx);
+  int (*begin_array)(void *ctx);
+  int (*end_array)(void *ctx);
+} json_handlers;
+
+typedef struct json_error {
+  size_t offset;       /* byte offset of the problem */
+  char message[96];
+} json_error;
+
+/* Parses exactly one JSON value (RFC 8259; surrounding whitespace allowed).
+ * Returns 0 on success, -1 on a syntax error (err filled in), or the first
+ * non-zero value a handler returned. \u escapes, surrogate pairs included, become
+ * UTF-8; a lone surrogate is an error. Deeper than JSON_MAX_DEPTH is an error. */
+int json_parse(const char *text, size_t len, const json_handlers *h, void *ctx,
+               json_error *err);
+
+/* Appends s as a quoted JSON string, escaping '"', '\\' and control characters. */
+void json_append_string(strbuf *b, const char *s, size_t len);
+
+/* Appends a finite double so that it reads back exactly (%.17g, shortest form that
+ * round-trips). Returns -1 for NaN or infinities, which JSON cannot represent. */
+int json_append_double(strbuf *b, double v);
+
+#endif

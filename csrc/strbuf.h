@@ -1,0 +1,26 @@
+/* Growable byte buffer. Pure C, no Lua: used by the encoders and parsers. */
+#ifndef CRPG_STRBUF_H
+#define CRPG_STRBUF_H
+
+#include <stddef.h>
+
+typedef struct strbuf {
+  char *data;   /* NUL-terminated once anything was appended; NULL when empty */
+  size_t len;
+  size_t cap;
+  int failed;   /* sticky: set when an allocation failed; later appends are no-ops */
+} strbuf;
+
+void strbuf_init(strbuf *b);
+void strbuf_free(strbuf *b);
+void strbuf_reset(strbuf *b);                       /* len = 0, keeps memory */
+void strbuf_append(strbuf *b, const char *s, size_t n);
+void strbuf_puts(strbuf *b, const char *s);
+void strbuf_putc(strbuf *b, char c);
+void strbuf_printf(strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+
+#endif

@@ -1,0 +1,216 @@
+---@meta coderunner.pg
+-- LuaCATS description of the C module `coderunner.pg` (csrc/). Not loaded at run
+-- time: lua-language-server reads it (see .luarc.json) to check callers.
+
+---@class coderunner.pg
+---@field null coderunner.pg.Null   sentinel for SQL NULL inside arrays and JSON
+---@field json_array_mt table       metatable marking decoded JSON arrays (so `[]` stays `[]`)
+---@field version string            module version
+---@field libpq_version integer     PQlibVersion(), e.g. 150004
+local pg = {}
+
+---@class coderunner.pg.Null
+
+---@alias coderunner.pg.ErrorKind
+---| "connect"            # could not connect, or the connection was lost before anything ran
+---| "server"             # the server rejected the statement (see sqlstate)
+---| "timeout"            # statement_timeout or lock_timeout cancelled it (57014, 55P03)
+---| "pool_timeout"       # no connection became free within acquire_timeout
+---| "closed"             # the pool was closed, or the connection died mid-statement
+---| "invalid_input"      # a parameter could not be encoded, or a caller's value was refused
+---| "conflict"           # unique violation (23505)
+---| "invalid_transition" # a state change that is not allowed (service layer)
+
+---@class coderunner.pg.Error
+---@field kind coderunner.pg.ErrorKind
+---@field message string
+---@field sqlstate? string   five-character SQLSTATE for server errors
+---@field severity? string
+---@field detail? string
+---@field hint? string
+---@field position? integer  1-based character offset into the SQL text
+---@field schema? string
+---@field table? string
+---@field column? string
+---@field datatype? string
+---@field constraint? string
+---@field where? string
+
+---@alias coderunner.pg.Param nil|boolean|integer|number|string|table|coderunner.pg.Null
+
+---@class coderunner.pg.Result: table[]   rows keyed by column name
+---@field affected_rows? integer  rows touched by INSERT/UPDATE/DELETE (and rows returned by SELECT)
+---@field command? string         the command tag's verb: "SELECT", "INSERT", ...
+
+---@class coderunner.pg.ConnectOptions
+---@field statement_cache? integer  prepared statements kept per connection (LRU); 0 disables. Default 100
+---@field connect_timeout? number   seconds. Default 10
+---@field logger? fun(level: string, message: string, info: table)  notices; default: stderr
+
+--- Opens a connection. conninfo: libpq keywords ("host=... dbname=..."), a
+--- postgres:// URL, or "" for libpq's PG* environment variables.
+---@param conninfo? string
+---@param opts? coderunner.pg.ConnectOptions
+---@return coderunner.pg.Conn|nil conn
+---@return coderunner.pg.Error|nil err
+function pg.connect(conninfo, opts) end
+
+---@class coderunner.pg.PoolOptions
+---@field conninfo? string
+---@field min? integer            connections kept open (default 2)
+---@field max? integer            upper bound (default 10)
+---@field idle_timeout? number    seconds an idle connection above `min` lives (default 30)
+---@field connect_timeout? number seconds (default 2)
+---@field acquire_timeout? number seconds to wait for a free connection (default 5)
+---@field max_lifetime? number    seconds before a connection is retired (default: none)
+---@field statement_cache? integer per connection (default 100)
+---@field slow_query_ms? number   default 1000
+---@field on_slow_query? fun(info: {sql: string, duration_ms: number})
+---@field logger? fun(level: string, message: string, info: table)
+
+--- Creates a pool. Fails (nil, err kind invalid_input) only for bad options or an
+--- unparsable conninfo; an unreachable server is not an error here.
+---@param opts coderunner.pg.PoolOptions
+---@return coderunner.pg.Pool|nil pool
+---@return coderunner.pg.Error|nil err
+function pg.pool(opts) end
+
+--- Marks v as JSON for a parameter (a plain table is JSON already).
+---@return table
+function pg.json(v) end
+
+--- Marks a Lua array as a PostgreSQL array parameter.
+---@param t table
+---@return table
+function pg.array(t) end
+
+--- Marks a string as binary (bytea) for a parameter.
+---@param s string
+---@return table
+function pg.bytea(s) end
+
+--- Builds an error object (used by the Lua layers for invalid_input and the like).
+---@param fields {kind: coderunner.pg.ErrorKind, message: string}|table
+---@return coderunner.pg.Error
+function pg.error(fields) end
+
+--- True when v is an error object made by this module.
+---@return boolean
+function pg.is_error(v) end
+
+--- The conninfo or URL with every password replaced by "***".
+---@param conninfo string
+---@return string
+function pg.redact(conninfo) end
+
+--- Splits an SQL script into statements (quotes, dollar quotes and comments
+--- respected). Returns an array of { sql = string, line = integer }, or nil, err.
+---@param script string
+---@return {sql: string, line: integer}[]|nil
+---@return coderunner.pg.Error|nil
+function pg.split_sql(script) end
+
+---@class coderunner.pg.Executor
+local Executor = {}
+
+--- Runs one statement with $1..$n parameters (never interpolated).
+---@param sql string
+---@param ... coderunner.pg.Param
+---@return coderunner.pg.Result|nil res
+---@return coderunner.pg.Error|nil err
+function Executor:query(sql, ...) end
+
+--- Runs a script of several statements, no parameters. Returns the last result.
+---@param sql string
+---@return coderunner.pg.Result|nil res
+---@return coderunner.pg.Error|nil err
+function Executor:exec(sql) end
+
+---@class coderunner.pg.TxOptions
+---@field isolation? "read committed"|"repeatable read"|"serializable"
+---@field read_only? boolean
+---@field deferrable? boolean
+---@field settings? table<string, string|number|boolean>  set_config(name, value, true) at the start
+---@field retries? integer  re-run fn on 40001/40P01 this many times
+
+--- Runs fn(tx) in a transaction: rollback when fn raises or returns nil, err
+--- (then returns nil, err); commit otherwise and return fn's results (true when
+--- it returned nothing).
+---@param fn fun(tx: coderunner.pg.Tx): ...
+---@param opts? coderunner.pg.TxOptions
+---@return any ...
+function Executor:transaction(fn, opts) end
+
+--- Starts a manual transaction.
+---@param opts? coderunner.pg.TxOptions
+---@return coderunner.pg.Tx|nil tx
+---@return coderunner.pg.Error|nil err
+function Executor:begin(opts) end
+
+---@class coderunner.pg.Conn: coderunner.pg.Executor
+local Conn = {}
+---@return boolean
+function Conn:close() end
+---@return boolean
+function Conn:is_closed() end
+--- {size, entries, hits, misses}
+---@return table
+function Conn:cache_stats() end
+---@param s string
+---@return string
+function Conn:escape_identifier(s) end
+---@param s string
+---@return string
+function Conn:escape_literal(s) end
+--- Server parameters: server_version, ...
+---@param name string
+---@return string|nil
+function Conn:parameter(name) end
+
+---@class coderunner.pg.Tx: coderunner.pg.Executor
+local Tx = {}
+---@return true|nil ok
+---@return coderunner.pg.Error|nil err
+function Tx:commit() end
+---@return true|nil ok
+---@return coderunner.pg.Error|nil err
+function Tx:rollback() end
+--- "active", "committed", "rolled_back"
+---@return string
+function Tx:status() end
+
+---@class coderunner.pg.PoolStats
+---@field total integer
+---@field idle integer
+---@field busy integer
+---@field waiting integer
+---@field min integer
+---@field max integer
+---@field queries integer
+---@field slow_queries integer
+---@field errors table<string, integer>  by kind
+---@field connections_opened integer
+---@field connections_closed integer
+---@field acquire_timeouts integer
+---@field cache_hits integer
+---@field cache_misses integer
+
+---@class coderunner.pg.Pool: coderunner.pg.Executor
+local Pool = {}
+--- Borrows a connection; give it back with release (or let it be collected).
+---@return coderunner.pg.Conn|nil conn
+---@return coderunner.pg.Error|nil err
+function Pool:acquire() end
+---@param conn coderunner.pg.Conn
+function Pool:release(conn) end
+---@return coderunner.pg.PoolStats
+function Pool:stats() end
+--- Closes idle connections past idle_timeout or max_lifetime, and opens up to min.
+function Pool:maintain() end
+--- Closes the pool: idle connections now, busy ones when released. Waits up to
+--- timeout seconds for busy ones; returns true when all are closed.
+---@param timeout? number
+---@return boolean
+function Pool:close(timeout) end
+
+return pg
