@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the busted specs once per Lua VM named on the command line (lua5.4,
 # luajit), against the server in the PG* environment (pg_virtualenv sets it).
+# SPECS="spec/x_spec.lua" narrows the run.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -11,6 +12,6 @@ for vm in "$@"; do
   LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;" \
   LUA_CPATH="$root/build/$vm/?.so;;" \
   CODERUNNER_LUA="$vm" \
-    "$vm" /usr/bin/busted --output=utfTerminal spec || status=1
+    "$vm" /usr/bin/busted --output=utfTerminal ${SPECS:-spec} || status=1
 done
 exit $status
