@@ -1,0 +1,381 @@
+-- The service's commands of bin/coderunner-db: health, stats, demo and
+-- `examples errors`. Each prints readable tables, or JSON with --json.
+-- lua/coderunner/cli.lua loads this module and calls register(parser).
+local db = require "coderunner.db"
+
+local M = {}
+
+-- output -------------------------------------------------------------------------
+
+local function json_encode(v)
+  local ok, cjson = pcall(require, "cjson")
+  if not ok then error("--json needs lua-cjson (apt-get install lua-cjson)", 0) end
+  -- error objects and other tables with metatables encode as plain tables
+  local function plain(x, seen)
+    if type(x) ~= "table" then
+      if type(x) == "userdata" then return cjson.null end
+      return x
+    end
+    if seen[x] then return "<cycle>" end
+    seen[x] = true
+    local t = {}
+    for k, val in pairs(x) do
+      if type(val) ~= "function" then t[k] = plain(val, seen) end
+    end
+    seen[x] = nil
+    return t
+  end
+  return cjson.encode(plain(v, {}))
+end
+
+-- Prints `rows` (array of {label, value}) as an aligned two-column table.
+local function print_pairs(out, rows)
+  local width = 0
+  for _, r in ipairs(rows) do width = math.max(width, #r[1]) end
+  for _, r in ipairs(rows) do
+    out(("  %-" .. width .. "s  %s"):format(r[1], tostring(r[2])))
+  end
+end
+
+local function pool_rows(p)
+  local errors = {}
+  for kind, n in pairs(p.errors or {}) do errors[#errors + 1] = kind .. "=" .. n end
+  table.sort(errors)
+  return {
+    { "connections", ("%d total, %d idle, %d busy, %d waiting (min %d, max %d)"):format(p.total or 0, p.idle or 0,
+      p.busy or 0, p.waiting or 0, p.min or 0, p.max or 0) },
+    { "queries", ("%d (%d slow)"):format(p.queries or 0, p.slow_queries or 0) },
+    { "errors", #errors > 0 and table.concat(errors, ", ") or "none" },
+    { "opened / closed", ("%d / %d"):format(p.connections_opened or 0, p.connections_closed or 0) },
+    { "acquire timeouts", p.acquire_timeouts or 0 },
+  }
+end
+
+-- The service for a command: --url, else the environment.
+local function service(args)
+  local svc, err = db.new({ url = args.url })
+  if not svc then error(tostring(err), 0) end
+  return svc
+end
+
+-- health -------------------------------------------------------------------------
+
+--- Prints the health check; returns 0 when healthy, 1 otherwise.
+---@param args table  parsed arguments: url?, json?
+---@param out? fun(line: string)  default print
+---@return integer exit_code
+function M.health(args, out)
+  out = out or print
+  local svc = service(args)
+  local h = svc:health()
+  svc:close()
+  if args.json then
+    out(json_encode(h))
+  else
+    out("Database health: " .. h.status:upper())
+    local rows = {
+      { "connection", svc.conninfo_redacted ~= "" and svc.conninfo_redacted or "(PG* environment)" },
+    }
+    if h.status == "healthy" then
+      rows[#rows + 1] = { "database", h.database }
+      rows[#rows + 1] = { "server version", h.server_version }
+      rows[#rows + 1] = { "latency", ("%.2f ms"):format(h.latency_ms) }
+    else
+      rows[#rows + 1] = { "error", h.error }
+    end
+    for _, r in ipairs(pool_rows(h.pool)) do rows[#rows + 1] = r end
+    print_pairs(out, rows)
+  end
+  return h.status == "healthy" and 0 or 1
+end
+
+-- stats --------------------------------------------------------------------------
+
+local function stats_rows(s)
+  local rows = {
+    { "database", ("%s (%s)"):format(s.database.name, s.database.size) },
+    { "users", s.users.total },
+  }
+  for _, plan in ipairs(db.users.PLANS) do rows[#rows + 1] = { "  " .. plan, s.users.by_plan[plan] } end
+  rows[#rows + 1] = { "projects", s.projects.total }
+  rows[#rows + 1] = { "deployments", s.deployments.total }
+  for _, st in ipairs(db.deployments.STATUSES) do
+    rows[#rows + 1] = { "  " .. st, s.deployments.by_status[st] }
+  end
+  rows[#rows + 1] = { "running deployments", s.deployments.running }
+  rows[#rows + 1] = { "slow queries", s.slow_queries }
+  return rows
+end
+
+--- Prints the system statistics; returns 0, or 1 when the database failed.
+---@param args table  url?, json?
+---@param out? fun(line: string)
+---@return integer exit_code
+function M.stats(args, out)
+  out = out or print
+  local svc = service(args)
+  local s, err = svc:get_system_stats()
+  svc:close()
+  if not s then
+    if args.json then out(json_encode({ error = tostring(err), kind = err.kind })) else out("stats: " .. tostring(err)) end
+    return 1
+  end
+  if args.json then
+    out(json_encode(s))
+  else
+    out("System statistics")
+    print_pairs(out, stats_rows(s))
+    out("Pool")
+    print_pairs(out, pool_rows(s.pool))
+  end
+  return 0
+end
+
+-- a reporter for the walkthroughs: readable steps, or one JSON document --------
+
+local function reporter(args, out)
+  local r = { steps = {}, failed = false }
+  function r.step(title)
+    r.current = { step = title, lines = {} }
+    r.steps[#r.steps + 1] = r.current
+    if not args.json then out(""); out("== " .. title) end
+  end
+  function r.say(fmt, ...)
+    local line = select("#", ...) > 0 and fmt:format(...) or fmt
+    r.current.lines[#r.current.lines + 1] = line
+    if not args.json then out("  " .. line) end
+  end
+  function r.value(key, v) r.current[key] = v end
+  function r.finish()
+    if args.json then out(json_encode({ ok = not r.failed, steps = r.steps })) end
+    return r.failed and 1 or 0
+  end
+  return r
+end
+
+-- Stops the walkthrough with a readable message when an operation failed.
+local function must(r, value, err, what)
+  if value == nil and err ~= nil then
+    r.failed = true
+    error({ walkthrough = true, message = what .. ": " .. tostring(err) }, 0)
+  end
+  return value
+end
+
+local function run_walkthrough(args, out, body)
+  local r = reporter(args, out)
+  local svc = service(args)
+  local ok, e = pcall(body, svc, r)
+  svc:close()
+  if not ok then
+    r.failed = true
+    local msg = type(e) == "table" and e.message or tostring(e)
+    if args.json then r.steps[#r.steps + 1] = { step = "failed", error = msg } else out("FAILED: " .. msg) end
+  end
+  return r.finish()
+end
+
+local function keys_of(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = tostring(k) end
+  table.sort(ks)
+  return table.concat(ks, ", ")
+end
+
+-- demo ---------------------------------------------------------------------------
+
+local function demo(svc, r)
+  r.step("Connect")
+  r.say("connection: %s", svc.conninfo_redacted ~= "" and svc.conninfo_redacted or "(PG* environment)")
+  local h = svc:health()
+  must(r, h.status == "healthy" and h or nil, h.error, "health")
+  r.say("PostgreSQL %s, database %s, round trip %.2f ms", h.server_version, h.database, h.latency_ms)
+
+  r.step("Migrate")
+  local migrate = require "coderunner.migrate"
+  local report = must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
+  r.say("migrations applied from %s: %s", M.migrations_dir, type(report) == "table" and
+    tostring(report.applied and #report.applied or report.count or "done") or tostring(report))
+
+  local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
+
+  r.step("Create a user")
+  local email = ("demo-%s@example.com"):format(suffix)
+  local user = must(r, svc:create_user(email, "$2b$12$demo.hash.never.printed", "pro"))
+  r.say("user %s <%s> plan %s, created %s", user.id, user.email, user.plan_type, user.created_at)
+  r.say("found again by email: %s", tostring(must(r, svc:get_user_by_email(email)).id == user.id))
+  user = must(r, svc:update_user(user.id, { plan_type = "enterprise" }))
+  r.say("plan updated to %s", user.plan_type)
+
+  r.step("Create a project")
+  local project = must(r, svc:create_project(user.id, "demo-app", "A project made by the demo"))
+  r.say("project %s %q owned by %s", project.id, project.name, project.user_id)
+
+  r.step("Create deployments")
+  local web = must(r, svc:create_deployment(project.id, {
+    runtime_type = "node18", app_sandbox_id = "sbx-" .. suffix,
+    public_url = ("https://demo-%s.example.com"):format(suffix), db_sandbox_id = "db-" .. suffix,
+    db_connection_info = { host = "10.0.0.5", port = 5432, options = { ssl = true, pool = { max = 5 } } },
+  }))
+  local worker = must(r, svc:create_deployment(project.id, { runtime_type = "python3.11" }))
+  r.say("deployment %s (%s) status %s", web.id, web.runtime_type, web.status)
+  r.say("deployment %s (%s) status %s", worker.id, worker.runtime_type, worker.status)
+  r.say("db_connection_info round-trips as a table: options.pool.max = %s",
+    tostring(must(r, svc:get_deployment_by_id(web.id)).db_connection_info.options.pool.max))
+
+  r.step("Move statuses")
+  for _, to in ipairs({ "building", "deploying", "running" }) do
+    local d = must(r, svc:update_deployment_status(web.id, to))
+    r.say("%s -> %s", web.id:sub(1, 8), d.status)
+  end
+  must(r, svc:update_deployment_status(worker.id, "failed"))
+  r.say("%s -> failed", worker.id:sub(1, 8))
+  local _, refused = svc:update_deployment_status(web.id, "building")
+  r.say("running -> building refused: %s", tostring(refused))
+
+  r.step("Joins")
+  local pw = must(r, svc:get_project_with_user(project.id))
+  r.say("project %q with user %s (user fields: %s)", pw.name, pw.user.email, keys_of(pw.user))
+  local dd = must(r, svc:get_deployment_with_details(web.id))
+  r.say("deployment %s of project %q of user %s", dd.id:sub(1, 8), dd.project.name, dd.user.email)
+  r.say("running deployments of the user: %d", must(r, svc:get_running_deployment_count_by_user(user.id)))
+  r.say("deployments of the project, newest first: %d", #must(r, svc:get_deployments_by_project_id(project.id, 10, 0)))
+  r.say("failed deployments (first page): %d", #must(r, svc:get_deployments_by_status("failed", 10, 0)))
+
+  r.step("A transaction that rolls back")
+  local _, terr = svc:execute_in_transaction(function(tx)
+    local u = assert(tx:create_user("rolled-back-" .. suffix .. "@example.com", "x-hash", "free"))
+    assert(tx:create_project(u.id, "never-seen"))
+    return nil, "changed my mind"
+  end)
+  local gone = svc:get_user_by_email("rolled-back-" .. suffix .. "@example.com") == nil
+  r.say("rolled back (%s); the user and project are gone: %s", tostring(terr), tostring(gone))
+
+  r.step("Statistics")
+  local s = must(r, svc:get_system_stats())
+  r.value("stats", s)
+  r.say("users %d (pro %d, enterprise %d), projects %d, deployments %d (running %d), database %s",
+    s.users.total, s.users.by_plan.pro, s.users.by_plan.enterprise, s.projects.total, s.deployments.total,
+    s.deployments.running, s.database.size)
+
+  r.step("Health")
+  h = svc:health()
+  r.value("health", h)
+  r.say("%s, %.2f ms; pool %d connections, %d queries", h.status, h.latency_ms or 0, h.pool.total, h.pool.queries)
+
+  r.step("Clean up")
+  r.say("delete user: %s", tostring(must(r, svc:delete_user(user.id))))
+  r.say("project gone with it (cascade): %s", tostring(svc:get_project_by_id(project.id) == nil))
+  r.say("deployment gone with it (cascade): %s", tostring(svc:get_deployment_by_id(web.id) == nil))
+end
+
+--- Walks through the whole service; returns 0 when every step worked.
+---@param args table  url?, json?, migrations?
+---@param out? fun(line: string)
+---@return integer exit_code
+function M.demo(args, out)
+  M.migrations_dir = args.migrations or "migrations"
+  return run_walkthrough(args, out or print, demo)
+end
+
+-- examples errors ----------------------------------------------------------------
+
+local function show_error(r, what, value, err)
+  if value ~= nil then
+    r.say("%s: unexpectedly succeeded", what)
+    r.failed = true
+    return
+  end
+  r.say("%s -> kind %s", what, err and err.kind or "none")
+  r.say("   %s", tostring(err))
+end
+
+local function errors_walkthrough(svc, r)
+  r.step("Set up")
+  local migrate = require "coderunner.migrate"
+  must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
+  local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
+  local email = ("errors-%s@example.com"):format(suffix)
+  local user = must(r, svc:create_user(email, "hash-never-printed"))
+  local project = must(r, svc:create_project(user.id, "errors-demo"))
+  local d = must(r, svc:create_deployment(project.id, { runtime_type = "go1.22" }))
+  r.say("user %s, project %s, deployment %s", user.id:sub(1, 8), project.id:sub(1, 8), d.id:sub(1, 8))
+
+  r.step("Invalid input (checked before any SQL)")
+  show_error(r, "create_user with a bad email", svc:create_user("not-an-email", "h"))
+  show_error(r, "create_user with an unknown plan", svc:create_user("x-" .. email, "h", "platinum"))
+  show_error(r, "get_user_by_id with a bad UUID", svc:get_user_by_id("42"))
+  show_error(r, "update_user with an unknown field", svc:update_user(user.id, { is_admin = true }))
+  show_error(r, "get_users with limit 0", svc:get_users(0))
+  show_error(r, "create_deployment with a bad URL", svc:create_deployment(project.id,
+    { runtime_type = "node", public_url = "ftp://x" }))
+
+  r.step("Conflicts and missing parents")
+  show_error(r, "create_user with a taken email", svc:create_user(email, "h"))
+  show_error(r, "create_project for a missing user",
+    svc:create_project("00000000-0000-4000-8000-000000000000", "orphan"))
+  r.say("get_user_by_id for a missing user -> %s (not found is plain nil)",
+    tostring(svc:get_user_by_id("00000000-0000-4000-8000-000000000000")))
+
+  r.step("Invalid status moves")
+  show_error(r, "pending -> running", svc:update_deployment_status(d.id, "running"))
+  show_error(r, "unknown status", svc:update_deployment_status(d.id, "paused"))
+
+  r.step("Rollback")
+  local ok, terr = svc:execute_in_transaction(function(tx)
+    assert(tx:update_user(user.id, { plan_type = "pro" }))
+    assert(tx:update_deployment_status(d.id, "building"))
+    error("something broke halfway")
+  end)
+  r.say("execute_in_transaction raised -> %s, %s", tostring(ok), tostring(terr))
+  r.say("plan still %s, status still %s", must(r, svc:get_user_by_id(user.id)).plan_type,
+    must(r, svc:get_deployment_by_id(d.id)).status)
+  local tx = must(r, svc:begin_transaction())
+  must(r, tx:delete_user(user.id))
+  must(r, svc:rollback_transaction(tx))
+  r.say("manual begin/delete/rollback: user still there: %s", tostring(svc:get_user_by_id(user.id) ~= nil))
+
+  r.step("Database down")
+  local down = must(r, db.new({ url = "host=127.0.0.1 port=1 connect_timeout=1", pool = { min = 0 } }))
+  local h = down:health()
+  r.say("health: %s (%s)", h.status, h.error_kind)
+  show_error(r, "get_users while down", down:get_users())
+  down:close()
+
+  r.step("Clean up")
+  r.say("delete user: %s", tostring(must(r, svc:delete_user(user.id))))
+end
+
+--- Shows how the service reports errors; returns 0 when each behaved as shown.
+---@param args table  url?, json?, migrations?
+---@param out? fun(line: string)
+---@return integer exit_code
+function M.examples_errors(args, out)
+  M.migrations_dir = args.migrations or "migrations"
+  return run_walkthrough(args, out or print, errors_walkthrough)
+end
+
+-- registration -------------------------------------------------------------------
+
+--- Adds health, stats, demo and examples to an argparse parser.
+---@param parser table  an argparse parser
+function M.register(parser)
+  local function common(cmd)
+    cmd:option("--url", "Database URL or conninfo (default: DATABASE_URL, DB_*, PG*)")
+    cmd:flag("--json", "Print JSON instead of tables")
+    return cmd
+  end
+  common(parser:command("health", "Check the database: latency, version, pool"))
+    :action(function(args) args.handler = M.health end)
+  common(parser:command("stats", "Users, projects, deployments, database size, pool counters"))
+    :action(function(args) args.handler = M.stats end)
+  local demo_cmd = common(parser:command("demo", "Walk through the whole service"))
+  demo_cmd:option("--migrations", "Migrations directory", "migrations")
+  demo_cmd:action(function(args) args.handler = M.demo end)
+  local examples = common(parser:command("examples", "Examples of the service"))
+  examples:option("--migrations", "Migrations directory", "migrations")
+  examples:argument("topic", "Which examples"):choices({ "errors" })
+  examples:action(function(args) args.handler = M.examples_errors end)
+end
+
+return M
