@@ -117,7 +117,11 @@ function M.stats(args, out)
   local s, err = svc:get_system_stats()
   svc:close()
   if not s then
-    if args.json then out(json_encode({ error = tostring(err), kind = err.kind })) else out("stats: " .. tostring(err)) end
+    if args.json then
+      out(json_encode({ error = tostring(err), kind = err.kind }))
+    else
+      out("stats: " .. tostring(err))
+    end
     return 1
   end
   if args.json then
