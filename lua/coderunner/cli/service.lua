@@ -1,32 +1,12 @@
 -- The service's commands of bin/coderunner-db: health, stats, demo and
 -- `examples errors`. Each prints readable tables, or JSON with --json.
--- lua/coderunner/cli.lua loads this module and calls register(parser).
+-- lua/coderunner/cli.lua loads this module and calls register(parser, common);
+-- `common` brings the output helpers (say, emit, fail, paint) and EXIT codes.
 local db = require "coderunner.db"
 
 local M = {}
 
 -- output -------------------------------------------------------------------------
-
-local function json_encode(v)
-  local ok, cjson = pcall(require, "cjson")
-  if not ok then error("--json needs lua-cjson (apt-get install lua-cjson)", 0) end
-  -- error objects and other tables with metatables encode as plain tables
-  local function plain(x, seen)
-    if type(x) ~= "table" then
-      if type(x) == "userdata" then return cjson.null end
-      return x
-    end
-    if seen[x] then return "<cycle>" end
-    seen[x] = true
-    local t = {}
-    for k, val in pairs(x) do
-      if type(val) ~= "function" then t[k] = plain(val, seen) end
-    end
-    seen[x] = nil
-    return t
-  end
-  return cjson.encode(plain(v, {}))
-end
 
 -- Prints `rows` (array of {label, value}) as an aligned two-column table.
 local function print_pairs(out, rows)
@@ -53,26 +33,26 @@ end
 
 -- The service for a command: --url, else the environment.
 local function service(args)
-  local svc, err = db.new({ url = args.url })
-  if not svc then error(tostring(err), 0) end
-  return svc
+  return db.new({ url = args.url })
 end
 
 -- health -------------------------------------------------------------------------
 
 --- Prints the health check; returns 0 when healthy, 1 otherwise.
 ---@param args table  parsed arguments: url?, json?
----@param out? fun(line: string)  default print
+---@param common coderunner.cli.Common
 ---@return integer exit_code
-function M.health(args, out)
-  out = out or print
-  local svc = service(args)
+function M.health(args, common)
+  local out = common.say
+  local svc, err = service(args)
+  if not svc then return common.fail(err, common.EXIT.usage) end
   local h = svc:health()
   svc:close()
-  if args.json then
-    out(json_encode(h))
+  if common.json then
+    common.emit(h)
   else
-    out("Database health: " .. h.status:upper())
+    local healthy = h.status == "healthy"
+    out("Database health: " .. common.paint(healthy and "green" or "red", h.status:upper()))
     local rows = {
       { "connection", svc.conninfo_redacted ~= "" and svc.conninfo_redacted or "(PG* environment)" },
     }
@@ -86,7 +66,7 @@ function M.health(args, out)
     for _, r in ipairs(pool_rows(h.pool)) do rows[#rows + 1] = r end
     print_pairs(out, rows)
   end
-  return h.status == "healthy" and 0 or 1
+  return h.status == "healthy" and common.EXIT.ok or common.EXIT.failure
 end
 
 -- stats --------------------------------------------------------------------------
@@ -109,50 +89,45 @@ end
 
 --- Prints the system statistics; returns 0, or 1 when the database failed.
 ---@param args table  url?, json?
----@param out? fun(line: string)
+---@param common coderunner.cli.Common
 ---@return integer exit_code
-function M.stats(args, out)
-  out = out or print
-  local svc = service(args)
-  local s, err = svc:get_system_stats()
+function M.stats(args, common)
+  local out = common.say
+  local svc, err = service(args)
+  if not svc then return common.fail(err, common.EXIT.usage) end
+  local s
+  s, err = svc:get_system_stats()
   svc:close()
-  if not s then
-    if args.json then
-      out(json_encode({ error = tostring(err), kind = err.kind }))
-    else
-      out("stats: " .. tostring(err))
-    end
-    return 1
-  end
-  if args.json then
-    out(json_encode(s))
+  if not s then return common.fail(err) end
+  if common.json then
+    common.emit(s)
   else
-    out("System statistics")
+    out(common.paint("bold", "System statistics"))
     print_pairs(out, stats_rows(s))
-    out("Pool")
+    out(common.paint("bold", "Pool"))
     print_pairs(out, pool_rows(s.pool))
   end
-  return 0
+  return common.EXIT.ok
 end
 
 -- a reporter for the walkthroughs: readable steps, or one JSON document --------
 
-local function reporter(args, out)
-  local r = { steps = {}, failed = false }
+local function reporter(common)
+  local r = { steps = common.array({}), failed = false }
   function r.step(title)
-    r.current = { step = title, lines = {} }
+    r.current = { step = title, lines = common.array({}) }
     r.steps[#r.steps + 1] = r.current
-    if not args.json then out(""); out("== " .. title) end
+    if not common.json then common.say(""); common.say(common.paint("bold", "== " .. title)) end
   end
   function r.say(fmt, ...)
     local line = select("#", ...) > 0 and fmt:format(...) or fmt
     r.current.lines[#r.current.lines + 1] = line
-    if not args.json then out("  " .. line) end
+    if not common.json then common.say("  " .. line) end
   end
   function r.value(key, v) r.current[key] = v end
   function r.finish()
-    if args.json then out(json_encode({ ok = not r.failed, steps = r.steps })) end
-    return r.failed and 1 or 0
+    if common.json then common.emit({ ok = not r.failed, steps = r.steps }) end
+    return r.failed and common.EXIT.failure or common.EXIT.ok
   end
   return r
 end
@@ -166,15 +141,20 @@ local function must(r, value, err, what)
   return value
 end
 
-local function run_walkthrough(args, out, body)
-  local r = reporter(args, out)
-  local svc = service(args)
+local function run_walkthrough(args, common, body)
+  local svc, err = service(args)
+  if not svc then return common.fail(err, common.EXIT.usage) end
+  local r = reporter(common)
   local ok, e = pcall(body, svc, r)
   svc:close()
   if not ok then
     r.failed = true
     local msg = type(e) == "table" and e.message or tostring(e)
-    if args.json then r.steps[#r.steps + 1] = { step = "failed", error = msg } else out("FAILED: " .. msg) end
+    if common.json then
+      r.steps[#r.steps + 1] = { step = "failed", error = msg }
+    else
+      common.say(common.paint("red", "FAILED: ") .. msg)
+    end
   end
   return r.finish()
 end
@@ -198,8 +178,8 @@ local function demo(svc, r)
   r.step("Migrate")
   local migrate = require "coderunner.migrate"
   local report = must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
-  r.say("migrations applied from %s: %s", M.migrations_dir, type(report) == "table" and
-    tostring(report.applied and #report.applied or report.count or "done") or tostring(report))
+  r.say("%d migration(s) applied from %s; schema at version %s", #(report.applied or {}), M.migrations_dir,
+    tostring(report.current))
 
   local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
 
@@ -275,11 +255,11 @@ end
 
 --- Walks through the whole service; returns 0 when every step worked.
 ---@param args table  url?, json?, migrations?
----@param out? fun(line: string)
+---@param common coderunner.cli.Common
 ---@return integer exit_code
-function M.demo(args, out)
+function M.demo(args, common)
   M.migrations_dir = args.migrations or "migrations"
-  return run_walkthrough(args, out or print, demo)
+  return run_walkthrough(args, common, demo)
 end
 
 -- examples errors ----------------------------------------------------------------
@@ -352,34 +332,34 @@ end
 
 --- Shows how the service reports errors; returns 0 when each behaved as shown.
 ---@param args table  url?, json?, migrations?
----@param out? fun(line: string)
+---@param common coderunner.cli.Common
 ---@return integer exit_code
-function M.examples_errors(args, out)
+function M.examples_errors(args, common)
   M.migrations_dir = args.migrations or "migrations"
-  return run_walkthrough(args, out or print, errors_walkthrough)
+  return run_walkthrough(args, common, errors_walkthrough)
 end
 
 -- registration -------------------------------------------------------------------
 
---- Adds health, stats, demo and examples to an argparse parser.
+--- Adds health, stats, demo and examples to the top-level argparse parser
+--- (which owns the global --url and --json); returns a handler per command.
 ---@param parser table  an argparse parser
-function M.register(parser)
-  local function common(cmd)
-    cmd:option("--url", "Database URL or conninfo (default: DATABASE_URL, DB_*, PG*)")
-    cmd:flag("--json", "Print JSON instead of tables")
-    return cmd
-  end
-  common(parser:command("health", "Check the database: latency, version, pool"))
-    :action(function(args) args.handler = M.health end)
-  common(parser:command("stats", "Users, projects, deployments, database size, pool counters"))
-    :action(function(args) args.handler = M.stats end)
-  local demo_cmd = common(parser:command("demo", "Walk through the whole service"))
-  demo_cmd:option("--migrations", "Migrations directory", "migrations")
-  demo_cmd:action(function(args) args.handler = M.demo end)
-  local examples = common(parser:command("examples", "Examples of the service"))
-  examples:option("--migrations", "Migrations directory", "migrations")
-  examples:argument("topic", "Which examples"):choices({ "errors" })
-  examples:action(function(args) args.handler = M.examples_errors end)
+---@param common coderunner.cli.Common
+---@return table<string, fun(args: table): integer>
+function M.register(parser, common)
+  parser:command("health", "Check the database: status, latency, server version, pool figures.")
+  parser:command("stats", "Users by plan, projects, deployments by status, database size, pool counters.")
+  parser:command("demo", "Walk through the whole service: migrate, create, move statuses, join, stats, clean up.")
+    :option("--migrations", "Migrations directory.", "migrations")
+  local examples = parser:command("examples", "Worked examples of the service (`examples errors`).")
+  examples:argument("topic", "Which examples."):choices({ "errors" })
+  examples:option("--migrations", "Migrations directory.", "migrations")
+  return {
+    health = function(args) return M.health(args, common) end,
+    stats = function(args) return M.stats(args, common) end,
+    demo = function(args) return M.demo(args, common) end,
+    examples = function(args) return M.examples_errors(args, common) end,
+  }
 end
 
 return M
