@@ -17,6 +17,8 @@
 -- args.no_color) plus the command's own. `common` (below) carries the shared
 -- helpers: output (plain, coloured or JSON), errors, and the connection.
 -- A handler returns one of common.EXIT; it never calls os.exit itself.
+-- Also accepted: register returns nothing and a command's argparse action sets
+-- `args.handler = fn(args, out)` (out prints one line); fn returns the exit code.
 local argparse = require "argparse"
 
 local cli = {}
@@ -248,7 +250,7 @@ function cli.build(common)
   for _, modname in ipairs(cli.modules) do
     local ok, mod = pcall(require, modname)
     if ok then
-      for name, handler in pairs(mod.register(parser, common)) do handlers[name] = handler end
+      for name, handler in pairs(mod.register(parser, common) or {}) do handlers[name] = handler end
     elseif not tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
       error(mod, 0)
     end
@@ -282,6 +284,10 @@ function cli.main(argv)
   end
   common.setup(args)
   local handler = handlers[args.command]
+  if type(args.handler) == "function" then
+    local fn = args.handler
+    handler = function(a) return fn(a, common.say) end
+  end
   if not handler then
     return common.fail({ kind = "usage", message = "unknown command " .. tostring(args.command) }, cli.EXIT.usage)
   end

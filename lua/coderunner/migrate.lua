@@ -305,6 +305,15 @@ function Runner:_lock_holder(conn)
 end
 
 -- Takes the advisory lock by polling; nil, err (kind "timeout") after lock_timeout.
+--- The two int4 keys of the advisory lock that serializes the runners of a
+--- history table (for tools that must wait for, or keep out, a runner).
+---@param table_name? string  default "schema_migrations"
+---@return integer namespace
+---@return integer key
+function migrate.lock_keys(table_name)
+  return LOCK_NAMESPACE, hash31(table_name or migrate.defaults.table)
+end
+
 function Runner:_lock(conn)
   local started, announced = os.time(), false
   while true do
