@@ -15,8 +15,11 @@ typedef struct array_literal_handlers {
 
 /* Parses text (the server's output format, optionally with a "[lo:hi]=" dimension
  * prefix). delim is the element separator (',' for every built-in type but box).
- * Returns 0 on success, -1 on a syntax error, or the first non-zero value a handler
- * returned. Nesting deeper than 64 levels is a syntax error. */
+ * Returns 0 on success, -1 on a syntax error (or when memory runs out), or the
+ * first non-zero value a handler returned. Nesting deeper than 64 levels, and an
+ * array mixing sub-arrays with elements, are syntax errors. Any handler may be
+ * NULL. An element's s is valid only during the call (it may point into text or
+ * into a scratch buffer). */
 int array_literal_parse(const char *text, size_t len, char delim,
                         const array_literal_handlers *h, void *ctx);
 

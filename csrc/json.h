@@ -28,16 +28,23 @@ typedef struct json_error {
 
 /* Parses exactly one JSON value (RFC 8259; surrounding whitespace allowed).
  * Returns 0 on success, -1 on a syntax error (err filled in), or the first
- * non-zero value a handler returned. \u escapes, surrogate pairs included, become
- * UTF-8; a lone surrogate is an error. Deeper than JSON_MAX_DEPTH is an error. */
+ * non-zero value a handler returned (err then says "stopped by a handler").
+ * \u escapes, surrogate pairs included, become UTF-8; a lone surrogate is an
+ * error, and so is invalid UTF-8 inside a string. Deeper than JSON_MAX_DEPTH is
+ * an error. Numbers beyond double range become +-HUGE_VAL (strtod's result).
+ * Any handler may be NULL; err may be NULL. String and key pointers are valid
+ * only during the call (they point into text or into a scratch buffer). */
 int json_parse(const char *text, size_t len, const json_handlers *h, void *ctx,
                json_error *err);
 
-/* Appends s as a quoted JSON string, escaping '"', '\\' and control characters. */
+/* Appends s as a quoted JSON string, escaping '"', '\\' and control characters
+ * (\n \t \r \b \f, others \u00XX); other bytes, UTF-8 included, pass unchanged. */
 void json_append_string(strbuf *b, const char *s, size_t len);
 
-/* Appends a finite double so that it reads back exactly (%.17g, shortest form that
- * round-trips). Returns -1 for NaN or infinities, which JSON cannot represent. */
+/* Appends a finite double so that it reads back exactly (the shortest of %.15g,
+ * %.16g and %.17g that round-trips; always '.' as the decimal point). Integral
+ * values print without a fraction ("3", "1e+20"). Returns -1 (appending nothing)
+ * for NaN or infinities, which JSON cannot represent. */
 int json_append_double(strbuf *b, double v);
 
 #endif

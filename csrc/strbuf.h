@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 typedef struct strbuf {
-  char *data;   /* NUL-terminated once anything was appended; NULL when empty */
+  char *data;   /* NULL until the first append (even of 0 bytes); NUL-terminated after */
   size_t len;
   size_t cap;
   int failed;   /* sticky: set when an allocation failed; later appends are no-ops */
@@ -13,8 +13,8 @@ typedef struct strbuf {
 
 void strbuf_init(strbuf *b);
 void strbuf_free(strbuf *b);
-void strbuf_reset(strbuf *b);                       /* len = 0, keeps memory */
-void strbuf_append(strbuf *b, const char *s, size_t n);
+void strbuf_reset(strbuf *b);                       /* len = 0, keeps memory, clears failed */
+void strbuf_append(strbuf *b, const char *s, size_t n); /* s may point into b itself */
 void strbuf_puts(strbuf *b, const char *s);
 void strbuf_putc(strbuf *b, char c);
 void strbuf_printf(strbuf *b, const char *fmt, ...)
