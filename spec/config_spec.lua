@@ -89,7 +89,8 @@ describe("config.resolve", function()
   end)
 
   it("refuses DB_POOL_MIN greater than DB_POOL_MAX, naming both", function()
-    local err = fails({}, { DB_POOL_MIN = "8", DB_POOL_MAX = "4" }, "DB_POOL_MIN %(8%) is greater than DB_POOL_MAX %(4%)")
+    local err = fails({}, { DB_POOL_MIN = "8", DB_POOL_MAX = "4" },
+      "DB_POOL_MIN %(8%) is greater than DB_POOL_MAX %(4%)")
     assert.equal("invalid_input", err.kind)
     fails({}, { DB_POOL_MIN = "12" }, "DB_POOL_MIN %(12%) is greater than the default pool max %(10%)")
     fails({ pool = { min = 5, max = 2 } }, {}, "pool.min %(5%) is greater than pool.max %(2%)")
