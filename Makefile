@@ -90,3 +90,18 @@ install: $(SO)
 
 clean:
 	rm -rf build
+
+# ---- demo (issue 4) ----
+# `make demo`: installs what it lacks, builds the core, and walks through the
+# DatabaseService with `coderunner-db demo` (it applies the migrations first):
+# against DATABASE_URL when it is set, else inside a throwaway cluster that
+# pg_virtualenv creates and removes.
+demo:
+	@sh scripts/deps.sh
+	$(MAKE) build LUA=lua5.4
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+	  lua5.4 bin/coderunner-db demo; \
+	else \
+	  echo "DATABASE_URL is not set: running the demo on a throwaway cluster (pg_virtualenv)"; \
+	  pg_virtualenv lua5.4 bin/coderunner-db demo; \
+	fi
