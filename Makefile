@@ -4,7 +4,7 @@
 
 LUA        ?= lua5.4
 PKG_LUA    := $(if $(filter luajit,$(LUA)),luajit,$(LUA))
-LUA_INCDIR ?= $(shell pkg-config --variable=includedir $(PKG_LUA) 2>/dev/null)/$(if $(filter luajit,$(LUA)),luajit-2.1,$(LUA))
+LUA_INCDIR ?= $(patsubst -I%,%,$(firstword $(shell pkg-config --cflags-only-I $(PKG_LUA) 2>/dev/null)))
 PG_INCDIR  ?= $(shell pg_config --includedir 2>/dev/null)
 PG_LIBDIR  ?= $(shell pg_config --libdir 2>/dev/null)
 
@@ -14,7 +14,7 @@ WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wwrite-strings
               -Wmissing-prototypes -Wstrict-prototypes -Wundef -Wformat=2 \
               -Wno-unused-parameter -Wdeclaration-after-statement
 CFLAGS     ?= $(OPT)
-ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC $(WARN) $(CFLAGS) \
+ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) \
               -I$(LUA_INCDIR) -I$(PG_INCDIR)
 LDFLAGS    ?=
 LIBS        = -L$(PG_LIBDIR) -lpq -lpthread

@@ -1,0 +1,102 @@
+/* Declarations shared by the Lua-facing files of coderunner.pg: metatable
+ * names, the handle types, and the functions one file offers another. */
+#ifndef CRPG_CORE_H
+#define CRPG_CORE_H
+
+#include <libpq-fe.h>
+
+#include "compat.h"
+#include "session.h"
+#include "strbuf.h"
+
+#define CRPG_CONN_MT       "coderunner.pg.conn"
+#define CRPG_POOL_MT       "coderunner.pg.pool"
+#define CRPG_TX_MT         "coderunner.pg.tx"
+#define CRPG_ERROR_MT      "coderunner.pg.error"
+#define CRPG_NULL_MT       "coderunner.pg.null"
+#define CRPG_JSON_MT       "coderunner.pg.json"        /* pg.json(v) parameter wrapper */
+#define CRPG_ARRAY_MT      "coderunner.pg.array"       /* pg.array(t) parameter wrapper */
+#define CRPG_BYTEA_MT      "coderunner.pg.bytea"       /* pg.bytea(s) parameter wrapper */
+#define CRPG_JSON_ARRAY_MT "coderunner.pg.json_array"  /* marks decoded JSON arrays */
+#define CRPG_NULL_KEY      "coderunner.pg.null_value"  /* registry: the pg.null userdata */
+
+/* Error kinds; the order indexes the pool's error counters. */
+typedef enum {
+  KIND_CONNECT, KIND_SERVER, KIND_TIMEOUT, KIND_POOL_TIMEOUT, KIND_CLOSED,
+  KIND_INVALID_INPUT, KIND_CONFLICT, KIND_INVALID_TRANSITION, KIND_COUNT
+} error_kind;
+
+extern const char *const crpg_kind_names[KIND_COUNT];
+
+typedef struct pool_core pool_core;
+
+/* A Lua connection object: owns its session, or borrows one from a pool. */
+typedef struct conn_handle {
+  session *s;           /* NULL once closed or released */
+  pool_core *pool;      /* set when borrowed from a pool */
+  double slow_ms;       /* slow-query threshold, < 0 for none */
+  int released;         /* borrowed and given back */
+} conn_handle;
+
+/* Where a statement runs and whom it reports to. */
+typedef struct exec_target {
+  session *s;
+  pool_core *pool;      /* counters, or NULL */
+  double slow_ms;
+  int hooks;            /* stack index of the hooks table (logger, on_slow_query), or 0 */
+} exec_target;
+
+/* error.c */
+int crpg_push_error(lua_State *L, error_kind kind, const char *message);        /* pushes nil, err; returns 2 */
+void crpg_new_error(lua_State *L, error_kind kind, const char *message);        /* pushes err */
+error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session *s); /* pushes err */
+void crpg_open_error(lua_State *L);                                            /* module table on top */
+
+/* params.c: encodes the n Lua values from index first. On success fills the
+ * arrays (which live in a userdata left on the stack) and returns 0; on bad
+ * input pushes nil, err and returns -1. */
+typedef struct param_set {
+  int n;
+  const char **values;
+  int *lengths;
+  int *formats;
+  Oid *types;
+} param_set;
+int crpg_encode_params(lua_State *L, int first, int n, param_set *ps);
+
+/* json_value.c */
+int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen); /* 0 or -1 */
+int crpg_json_decode(lua_State *L, const char *text, size_t len);               /* pushes value; 0 or -1 */
+
+/* result.c: pushes the rows of r (and affected_rows, command). */
+void crpg_push_result(lua_State *L, session *s, PGresult *r);
+
+/* conn.c */
+conn_handle *crpg_check_conn(lua_State *L, int idx);
+/* Runs one statement (params from index first, n of them; simple = 1 runs sql
+ * as a multi-statement script without parameters). Pushes res or nil, err. */
+int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
+/* Pushes a new connection object borrowing s from pool; hooks (a stack index,
+ * or 0) becomes its hooks table. */
+conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, double slow_ms, int hooks);
+void crpg_release_conn(conn_handle *h);     /* back to its pool, or closed */
+void crpg_open_conn(lua_State *L);
+
+/* pool.c */
+int crpg_pool_new(lua_State *L);
+int crpg_pool_push_conn(lua_State *L, int idx);     /* pushes a borrowed conn (1) or nil, err (2) */
+void crpg_pool_count_query(pool_core *p, int failed_kind, int slow, int cache_hit);
+void crpg_pool_release(pool_core *p, session *s);
+void crpg_open_pool(lua_State *L);
+
+/* tx.c */
+int crpg_transaction(lua_State *L);         /* executor:transaction(fn, opts) */
+int crpg_begin(lua_State *L);               /* executor:begin(opts) */
+void crpg_open_tx(lua_State *L);
+
+/* Shared helpers (module.c). */
+void crpg_push_null(lua_State *L);
+int crpg_is_null(lua_State *L, int idx);
+void crpg_set_hooks(lua_State *L, int ud, int hooks);   /* uservalue = hooks table (or a new one) */
+
+#endif

@@ -1,0 +1,241 @@
+/* Lua values <-> JSON text, over the Lua-free parser and writers in json.c.
+ * JSON null is pg.null; decoded arrays carry the json_array metatable so an
+ * empty array encodes back as [] rather than {}. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+#include "json.h"
+
+#define ENCODE_MAX_DEPTH 128
+
+/* ---- encoding --------------------------------------------------------------- */
+
+static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, size_t errlen);
+
+static int is_json_array_mt(lua_State *L, int idx) {
+  int same;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
+}
+
+/* Classifies the table at idx: returns its length when its keys are exactly
+ * 1..n (n > 0), 0 for an object (or an empty table), -1 for keys JSON cannot
+ * hold (mixed or sparse). */
+static long array_length(lua_State *L, int idx) {
+  long count = 0, max = 0;
+  int strings = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      strings = 1;
+    } else {
+      long long k;
+      if (lua_type(L, -1) != LUA_TNUMBER || !crpg_isinteger(L, -1, &k) || k < 1) {
+        lua_pop(L, 1);
+        return -1;
+      }
+      if (k > max) max = (long)k;
+      count++;
+    }
+  }
+  if (count == 0) return 0;
+  if (strings || max != count) return -1;
+  return count;
+}
+
+static int encode_table(lua_State *L, int idx, strbuf *b, int depth, char *err, size_t errlen) {
+  long n, i;
+  int first = 1;
+  if (depth > ENCODE_MAX_DEPTH) {
+    snprintf(err, errlen, "JSON nested deeper than %d levels (a cycle?)", ENCODE_MAX_DEPTH);
+    return -1;
+  }
+  if (!lua_checkstack(L, 4)) { snprintf(err, errlen, "out of stack"); return -1; }
+  n = array_length(L, idx);
+  if (n < 0) {
+    snprintf(err, errlen, "table mixes array and object keys, or has holes");
+    return -1;
+  }
+  if (n > 0 || is_json_array_mt(L, idx)) {
+    strbuf_putc(b, '[');
+    for (i = 1; i <= n; i++) {
+      if (i > 1) strbuf_putc(b, ',');
+      lua_rawgeti(L, idx, (int)i);
+      if (encode_value(L, lua_gettop(L), b, depth + 1, err, errlen)) return -1;
+      lua_pop(L, 1);
+    }
+    strbuf_putc(b, ']');
+    return 0;
+  }
+  strbuf_putc(b, '{');
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    size_t klen;
+    const char *key = lua_tolstring(L, -2, &klen); /* keys are strings here */
+    if (!first) strbuf_putc(b, ',');
+    first = 0;
+    json_append_string(b, key, klen);
+    strbuf_putc(b, ':');
+    if (encode_value(L, lua_gettop(L), b, depth + 1, err, errlen)) return -1;
+    lua_pop(L, 1);
+  }
+  strbuf_putc(b, '}');
+  return 0;
+}
+
+static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, size_t errlen) {
+  long long iv;
+  size_t len;
+  const char *s;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      strbuf_puts(b, "null");
+      return 0;
+    case LUA_TBOOLEAN:
+      strbuf_puts(b, lua_toboolean(L, idx) ? "true" : "false");
+      return 0;
+    case LUA_TNUMBER:
+      if (crpg_isinteger(L, idx, &iv) && (LUA_VERSION_NUM >= 503 || (iv > -(1LL << 53) && iv < (1LL << 53)))) {
+        strbuf_printf(b, "%lld", iv);
+        return 0;
+      }
+      if (json_append_double(b, (double)lua_tonumber(L, idx))) {
+        snprintf(err, errlen, "JSON cannot hold NaN or infinity");
+        return -1;
+      }
+      return 0;
+    case LUA_TSTRING:
+      s = lua_tolstring(L, idx, &len);
+      json_append_string(b, s, len);
+      return 0;
+    case LUA_TTABLE:
+      return encode_table(L, idx, b, depth, err, errlen);
+    default:
+      if (crpg_is_null(L, idx)) {
+        strbuf_puts(b, "null");
+        return 0;
+      }
+      snprintf(err, errlen, "JSON cannot hold a %s", luaL_typename(L, idx));
+      return -1;
+  }
+}
+
+int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen) {
+  return encode_value(L, lua_absindex(L, idx), b, 0, err, errlen);
+}
+
+/* ---- decoding --------------------------------------------------------------- */
+
+typedef struct decoder {
+  lua_State *L;
+  int depth;
+  int null_idx;                     /* stack index of pg.null */
+  int array_mt_idx;                 /* stack index of the json_array metatable */
+  long index[JSON_MAX_DEPTH + 1];   /* next array slot per level; 0 for objects */
+} decoder;
+
+/* Stores the value on top into the container below it (or leaves it, at the top level). */
+static int store(decoder *d) {
+  lua_State *L = d->L;
+  if (d->depth == 0) return 0;
+  if (d->index[d->depth] > 0) {
+    lua_rawseti(L, -2, (int)d->index[d->depth]++);
+  } else {
+    lua_rawset(L, -3); /* container, key, value */
+  }
+  return 0;
+}
+
+static int on_null(void *ctx) {
+  decoder *d = ctx;
+  lua_pushvalue(d->L, d->null_idx);
+  return store(d);
+}
+
+static int on_boolean(void *ctx, int v) {
+  decoder *d = ctx;
+  lua_pushboolean(d->L, v);
+  return store(d);
+}
+
+static int on_integer(void *ctx, long long v) {
+  decoder *d = ctx;
+#if LUA_VERSION_NUM >= 503
+  lua_pushinteger(d->L, (lua_Integer)v);
+#else
+  lua_pushnumber(d->L, (lua_Number)v);
+#endif
+  return store(d);
+}
+
+static int on_number(void *ctx, double v) {
+  decoder *d = ctx;
+  lua_pushnumber(d->L, (lua_Number)v);
+  return store(d);
+}
+
+static int on_string(void *ctx, const char *s, size_t len) {
+  decoder *d = ctx;
+  lua_pushlstring(d->L, s, len);
+  return store(d);
+}
+
+static int open_container(decoder *d, long first_index) {
+  if (!lua_checkstack(d->L, 4)) return 1;
+  lua_newtable(d->L);
+  d->index[++d->depth] = first_index;
+  return 0;
+}
+
+static int on_begin_object(void *ctx) { return open_container(ctx, 0); }
+static int on_begin_array(void *ctx) { return open_container(ctx, 1); }
+
+static int on_key(void *ctx, const char *s, size_t len) {
+  decoder *d = ctx;
+  lua_pushlstring(d->L, s, len);
+  return 0;
+}
+
+static int on_end_object(void *ctx) {
+  decoder *d = ctx;
+  d->depth--;
+  return store(d);
+}
+
+static int on_end_array(void *ctx) {
+  decoder *d = ctx;
+  lua_pushvalue(d->L, d->array_mt_idx);
+  lua_setmetatable(d->L, -2);
+  d->depth--;
+  return store(d);
+}
+
+static const json_handlers lua_builders = {
+  on_null, on_boolean, on_integer, on_number, on_string,
+  on_begin_object, on_key, on_end_object, on_begin_array, on_end_array,
+};
+
+int crpg_json_decode(lua_State *L, const char *text, size_t len) {
+  decoder d;
+  json_error err;
+  int base = lua_gettop(L);
+  d.L = L;
+  d.depth = 0;
+  crpg_push_null(L);
+  d.null_idx = lua_gettop(L);
+  luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
+  d.array_mt_idx = lua_gettop(L);
+  if (json_parse(text, len, &lua_builders, &d, &err) != 0) {
+    lua_settop(L, base);
+    return -1;
+  }
+  /* stack: null, array_mt, value */
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 1);
+  return 0;
+}

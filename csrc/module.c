@@ -1,0 +1,166 @@
+/* coderunner.pg: the module table, the parameter wrappers (pg.json, pg.array,
+ * pg.bytea), pg.null, and small pure helpers exposed to Lua. The only
+ * exported symbol is luaopen_coderunner_pg. */
+#include <string.h>
+
+#include "core.h"
+#include "redact.h"
+#include "sql_split.h"
+
+#define CRPG_VERSION "0.1.0"
+
+void crpg_push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
+}
+
+int crpg_is_null(lua_State *L, int idx) {
+  int same;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = lua_absindex(L, idx);
+  crpg_push_null(L);
+  same = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return same;
+}
+
+void crpg_set_hooks(lua_State *L, int ud, int hooks) {
+  ud = lua_absindex(L, ud);
+  if (hooks) lua_pushvalue(L, hooks);
+  else lua_newtable(L);
+  crpg_setuservalue(L, ud);
+}
+
+/* Wraps the argument in a one-slot table carrying the named metatable. */
+static int wrap(lua_State *L, const char *mt) {
+  lua_settop(L, 1);
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  luaL_getmetatable(L, mt);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* pg.json(v) -> parameter sent as JSON text (any value; plain tables already are) */
+static int pg_json(lua_State *L) {
+  luaL_checkany(L, 1);
+  return wrap(L, CRPG_JSON_MT);
+}
+
+/* pg.array(t) -> parameter sent as an array literal ("{1,2,NULL}") */
+static int pg_array(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  return wrap(L, CRPG_ARRAY_MT);
+}
+
+/* pg.bytea(s) -> parameter sent as binary bytea */
+static int pg_bytea(lua_State *L) {
+  luaL_checkstring(L, 1);
+  return wrap(L, CRPG_BYTEA_MT);
+}
+
+/* pg.redact(conninfo) -> the conninfo or URL with passwords masked */
+static int pg_redact(lua_State *L) {
+  const char *in = luaL_checkstring(L, 1);
+  strbuf b;
+  strbuf_init(&b);
+  redact_conninfo(&b, in);
+  if (b.failed) {
+    strbuf_free(&b);
+    return luaL_error(L, "out of memory");
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  strbuf_free(&b);
+  return 1;
+}
+
+typedef struct split_ctx {
+  lua_State *L;
+  int n;
+} split_ctx;
+
+static int add_statement(void *ctx, const char *stmt, size_t len, int line) {
+  split_ctx *c = ctx;
+  lua_createtable(c->L, 0, 2);
+  lua_pushlstring(c->L, stmt, len);
+  lua_setfield(c->L, -2, "sql");
+  lua_pushinteger(c->L, line);
+  lua_setfield(c->L, -2, "line");
+  lua_rawseti(c->L, -2, ++c->n);
+  return 0;
+}
+
+/* pg.split_sql(script) -> { {sql=, line=}, ... } | nil, err
+ * Statements split at semicolons outside quotes, dollar quotes and comments. */
+static int pg_split_sql(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  split_ctx c;
+  c.L = L;
+  c.n = 0;
+  lua_newtable(L);
+  if (sql_split(text, len, add_statement, &c) != 0)
+    return crpg_push_error(L, KIND_INVALID_INPUT, "SQL script ends inside a quoted string, dollar quote or comment");
+  return 1;
+}
+
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "pg.null");
+  return 1;
+}
+
+static void new_marker_mt(lua_State *L, const char *name) {
+  luaL_newmetatable(L, name);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
+/* require "coderunner.pg" */
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_coderunner_pg(lua_State *L);
+int luaopen_coderunner_pg(lua_State *L) {
+  static const luaL_Reg functions[] = {
+    {"json", pg_json},
+    {"array", pg_array},
+    {"bytea", pg_bytea},
+    {"redact", pg_redact},
+    {"split_sql", pg_split_sql},
+    {NULL, NULL},
+  };
+  new_marker_mt(L, CRPG_JSON_MT);
+  new_marker_mt(L, CRPG_ARRAY_MT);
+  new_marker_mt(L, CRPG_BYTEA_MT);
+  new_marker_mt(L, CRPG_JSON_ARRAY_MT);
+
+  /* pg.null: one userdata per Lua state, kept in the registry */
+  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 1, 0);
+    luaL_newmetatable(L, CRPG_NULL_MT);
+    lua_pushcfunction(L, null_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
+  }
+
+  lua_newtable(L);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "null");
+  luaL_setfuncs(L, functions, 0);
+  crpg_open_error(L);
+  crpg_open_conn(L);
+  crpg_open_pool(L);
+  crpg_open_tx(L);
+  luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
+  lua_setfield(L, -2, "json_array_mt");
+  lua_pushliteral(L, CRPG_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, PQlibVersion());
+  lua_setfield(L, -2, "libpq_version");
+  return 1;
+}

@@ -1,0 +1,336 @@
+/* One libpq connection: connecting within a deadline, the prepared-statement
+ * cache, notices, and the idle liveness check. No Lua here. */
+#include "session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redact.h"
+#include "strbuf.h"
+
+#define MAX_PENDING_NOTICES 256
+
+double session_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Copies libpq's message into err, trimmed, with the conninfo's password masked. */
+static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
+  PQconninfoOption *opts, *o;
+  const char *password = NULL;
+  strbuf b;
+  size_t n;
+  char *errmsg = NULL;
+
+  opts = PQconninfoParse(conninfo, &errmsg);
+  if (errmsg) PQfreemem(errmsg);
+  for (o = opts; o && o->keyword; o++)
+    if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0]) password = o->val;
+  strbuf_init(&b);
+  redact_secret(&b, msg ? msg : "unknown error", password);
+  if (opts) PQconninfoFree(opts);
+  n = b.failed || !b.data ? 0 : b.len;
+  while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+  if (n >= errlen) n = errlen - 1;
+  if (n) memcpy(err, b.data, n);
+  err[n] = '\0';
+  strbuf_free(&b);
+}
+
+/* libpq calls this for every NoticeResponse, including a FATAL that arrives
+ * while the connection is idle (the backend was terminated). */
+static void on_notice(void *arg, const PGresult *res) {
+  session *s = arg;
+  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  notice *n;
+  size_t len;
+
+  if (!sev) sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+  if (!sev) sev = "NOTICE";
+  if (!msg) msg = PQresultErrorMessage(res);
+  if (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0) s->fatal_seen = 1;
+  if (s->notice_count >= MAX_PENDING_NOTICES) return;
+  len = strlen(msg);
+  n = malloc(sizeof(notice) + len);
+  if (!n) return;
+  n->next = NULL;
+  snprintf(n->severity, sizeof n->severity, "%s", sev);
+  memcpy(n->message, msg, len + 1);
+  if (s->notices_tail) s->notices_tail->next = n; else s->notices = n;
+  s->notices_tail = n;
+  s->notice_count++;
+}
+
+/* Waits until the socket is ready for events or the deadline passes.
+ * Returns 1 ready, 0 timed out, -1 error. */
+static int wait_socket(int fd, short events, double deadline) {
+  for (;;) {
+    struct pollfd p;
+    double left = deadline - session_now();
+    int r;
+    if (left <= 0) return 0;
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    r = poll(&p, 1, (int)(left * 1000.0) + 1);
+    if (r > 0) return 1;
+    if (r == 0) continue; /* re-check the clock */
+    if (errno != EINTR) return -1;
+  }
+}
+
+session *session_open(const char *conninfo, double timeout, int cache_size,
+                      char *err, size_t errlen, int *timed_out) {
+  static const char *const keywords[] = {"client_encoding", "fallback_application_name",
+                                         "dbname", NULL};
+  const char *values[4];
+  PGconn *pg;
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  double deadline = session_now() + (timeout > 0 ? timeout : 3600.0);
+  session *s;
+
+  *timed_out = 0;
+  values[0] = "UTF8";
+  values[1] = "coderunner-db";
+  values[2] = conninfo ? conninfo : "";
+  values[3] = NULL;
+  pg = PQconnectStartParams(keywords, values, 1);
+  if (!pg) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  if (PQstatus(pg) == CONNECTION_BAD) {
+    copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+    PQfinish(pg);
+    return NULL;
+  }
+  while (st != PGRES_POLLING_OK) {
+    int ready;
+    if (st == PGRES_POLLING_FAILED) {
+      copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+      PQfinish(pg);
+      return NULL;
+    }
+    ready = wait_socket(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+    if (ready <= 0) {
+      if (ready == 0) {
+        *timed_out = 1;
+        snprintf(err, errlen, "connection timed out after %g s", timeout);
+      } else {
+        snprintf(err, errlen, "connection failed: %s", strerror(errno));
+      }
+      PQfinish(pg);
+      return NULL;
+    }
+    st = PQconnectPoll(pg);
+  }
+
+  s = calloc(1, sizeof *s);
+  if (!s || (cache_size > 0 && !(s->cache = calloc((size_t)cache_size, sizeof(stmt_entry))))) {
+    free(s);
+    PQfinish(pg);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  s->pg = pg;
+  s->cache_size = cache_size > 0 ? cache_size : 0;
+  s->created_at = s->idle_since = session_now();
+  PQsetNoticeReceiver(pg, on_notice, s);
+  return s;
+}
+
+static void free_notices(notice *n) {
+  while (n) {
+    notice *next = n->next;
+    free(n);
+    n = next;
+  }
+}
+
+void session_cache_clear(session *s) {
+  int i;
+  for (i = 0; i < s->cache_count; i++) free(s->cache[i].sql);
+  s->cache_count = 0;
+}
+
+void session_close(session *s) {
+  if (!s) return;
+  if (s->decoding) PQclear(s->decoding);
+  if (s->pg) PQfinish(s->pg);
+  session_cache_clear(s);
+  free(s->cache);
+  free_notices(s->notices);
+  free(s);
+}
+
+notice *session_take_notices(session *s) {
+  notice *n = s->notices;
+  s->notices = s->notices_tail = NULL;
+  s->notice_count = 0;
+  return n;
+}
+
+int session_is_broken(const session *s) {
+  return !s->pg || PQstatus(s->pg) != CONNECTION_OK;
+}
+
+int session_check_idle(session *s) {
+  struct pollfd p;
+  PGnotify *note;
+  int r;
+
+  if (session_is_broken(s) || s->fatal_seen) return -1;
+  p.fd = PQsocket(s->pg);
+  p.events = POLLIN;
+  p.revents = 0;
+  r = poll(&p, 1, 0);
+  if (r == 0) return 0;
+  if (r < 0) return errno == EINTR ? 0 : -1;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return -1;
+  /* Something arrived while idle: a FATAL (terminated), EOF, or harmless
+   * NOTIFY / ParameterStatus traffic. Let libpq read and sort it. */
+  if (!PQconsumeInput(s->pg) || session_is_broken(s)) return -1;
+  (void)PQisBusy(s->pg); /* parses what was read; an idle-time error reaches on_notice */
+  if (s->fatal_seen || session_is_broken(s)) return -1;
+  while ((note = PQnotifies(s->pg)) != NULL) PQfreemem(note);
+  return 0;
+}
+
+/* FNV-1a over the SQL text. */
+static unsigned long long hash_sql(const char *sql, size_t len) {
+  unsigned long long h = 1469598103934665603ULL;
+  size_t i;
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)sql[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len) {
+  int i;
+  for (i = 0; i < s->cache_count; i++) {
+    stmt_entry *e = &s->cache[i];
+    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e;
+  }
+  return NULL;
+}
+
+static void stmt_name(char *buf, size_t n, unsigned id) {
+  snprintf(buf, n, "crpg_%u", id);
+}
+
+/* Removes entry e; tells the server to deallocate it when that cannot fail
+ * (not inside an aborted transaction). Names are never reused, so a statement
+ * the server still holds cannot collide with a new one. */
+static void cache_drop(session *s, stmt_entry *e, int deallocate) {
+  if (deallocate && PQtransactionStatus(s->pg) != PQTRANS_INERROR) {
+    char sql[48];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "DEALLOCATE crpg_%u", e->id);
+    r = PQexec(s->pg, sql);
+    PQclear(r);
+  }
+  free(e->sql);
+  *e = s->cache[--s->cache_count];
+}
+
+/* True when the server says the cached statement can no longer be used as
+ * prepared: changed result type, dropped object, or gone from the session. */
+static int is_stale_plan(const PGresult *r) {
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  if (!state) return 0;
+  if (strcmp(state, "26000") == 0) return 1; /* prepared statement does not exist */
+  if (strcmp(state, "0A000") == 0 && msg && strstr(msg, "cached plan")) return 1;
+  if (strcmp(state, "XX000") == 0 && msg && strstr(msg, "cache lookup failed")) return 1;
+  return 0;
+}
+
+static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,
+                               const int *lengths, const int *formats) {
+  char name[32];
+  stmt_name(name, sizeof name, e->id);
+  e->last_used = ++s->tick;
+  return PQexecPrepared(s->pg, name, nparams, values, lengths, formats, 0);
+}
+
+/* Prepares sql under a new name, evicting the least recently used entry when
+ * the cache is full. Returns NULL on success, else the failed result. */
+static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long long h,
+                         int nparams, const Oid *types, stmt_entry **out) {
+  char name[32];
+  PGresult *r;
+  stmt_entry *e;
+  char *copy;
+
+  if (s->cache_count == s->cache_size) {
+    int i, lru = 0;
+    for (i = 1; i < s->cache_count; i++)
+      if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
+    cache_drop(s, &s->cache[lru], 1);
+  }
+  copy = malloc(len + 1);
+  if (!copy) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  stmt_name(name, sizeof name, s->next_stmt_id);
+  r = PQprepare(s->pg, name, copy, nparams, types);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    free(copy);
+    return r;
+  }
+  PQclear(r);
+  e = &s->cache[s->cache_count++];
+  e->hash = h;
+  e->sql = copy;
+  e->len = len;
+  e->id = s->next_stmt_id++;
+  e->last_used = 0;
+  *out = e;
+  return NULL;
+}
+
+PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
+                       const Oid *types, const char *const *values,
+                       const int *lengths, const int *formats, int *cache_hit) {
+  unsigned long long h;
+  stmt_entry *e;
+  PGresult *r;
+  int was_idle;
+
+  *cache_hit = 0;
+  if (s->cache_size == 0)
+    return PQexecParams(s->pg, sql, nparams, types, values, lengths, formats, 0);
+
+  was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
+  h = hash_sql(sql, sql_len);
+  e = cache_find(s, h, sql, sql_len);
+  if (e) {
+    s->cache_hits++;
+    *cache_hit = 1;
+    r = exec_prepared(s, e, nparams, values, lengths, formats);
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || !is_stale_plan(r)) return r;
+    /* Stale: forget it. Outside a transaction nothing ran, so prepare again;
+     * inside one the transaction is aborted and the caller sees the error. */
+    cache_drop(s, e, was_idle);
+    if (!was_idle) return r;
+    PQclear(r);
+    *cache_hit = 0;
+    s->cache_hits--;
+    s->cache_misses++;
+    s->cache_replans++;
+  } else {
+    s->cache_misses++;
+  }
+  r = prepare(s, sql, sql_len, h, nparams, types, &e);
+  if (r) return r;
+  return exec_prepared(s, e, nparams, values, lengths, formats);
+}

@@ -1,0 +1,75 @@
+/* One libpq connection with its prepared-statement cache and pending notices.
+ * Pure C on libpq, no Lua: the pool shares sessions between Lua states, so a
+ * session must never point into one. */
+#ifndef CRPG_SESSION_H
+#define CRPG_SESSION_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+typedef struct stmt_entry {
+  unsigned long long hash;
+  char *sql;
+  size_t len;
+  unsigned long long last_used;
+  unsigned id;                     /* prepared as "crpg_<id>" */
+} stmt_entry;
+
+typedef struct notice {
+  struct notice *next;
+  char severity[16];               /* NOTICE, WARNING, ... (not localized) */
+  char message[1];                 /* NUL-terminated, allocated to fit */
+} notice;
+
+typedef struct session {
+  PGconn *pg;
+  double created_at;               /* monotonic seconds */
+  double idle_since;               /* monotonic seconds, set when parked idle */
+  struct session *next;            /* the pool's idle list */
+  PGresult *decoding;              /* result being turned into Lua values; freed if that raised */
+  /* prepared-statement cache, LRU by last_used */
+  stmt_entry *cache;
+  int cache_size, cache_count;
+  unsigned long long tick;
+  unsigned next_stmt_id;
+  unsigned long long cache_hits, cache_misses, cache_replans;
+  /* notices received since the last drain, oldest first */
+  notice *notices, *notices_tail;
+  int notice_count;
+  int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+} session;
+
+/* Monotonic clock in seconds. */
+double session_now(void);
+
+/* Connects (conninfo: keywords, URL, or "" for the PG* environment) within
+ * timeout seconds. Returns a session, or NULL with a message in err (never
+ * containing the password) and *timed_out set when the deadline passed. */
+session *session_open(const char *conninfo, double timeout, int cache_size,
+                      char *err, size_t errlen, int *timed_out);
+
+/* Closes the connection and frees everything. NULL is fine. */
+void session_close(session *s);
+
+/* Runs sql with text (or, where formats[i] is 1, binary) parameters through
+ * the statement cache, re-preparing once when the server reports a stale or
+ * missing plan and no transaction was open. Returns libpq's result (NULL only
+ * when out of memory); *cache_hit tells whether a cached statement was used. */
+PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
+                       const Oid *types, const char *const *values,
+                       const int *lengths, const int *formats, int *cache_hit);
+
+/* Liveness check for an idle connection, without a round trip: 0 when usable,
+ * -1 when the server already closed or terminated it. */
+int session_check_idle(session *s);
+
+/* 1 when libpq considers the connection lost. */
+int session_is_broken(const session *s);
+
+/* Detaches and returns the pending notices (the caller frees each with free). */
+notice *session_take_notices(session *s);
+
+/* Forgets every cached statement (after DISCARD ALL, say). */
+void session_cache_clear(session *s);
+
+#endif

@@ -1,0 +1,366 @@
+/* Transactions (coderunner.pg.tx): BEGIN ... COMMIT on a connection, nested
+ * ones as savepoints, the callback form with rollback on failure and retries
+ * on serialization failures and deadlocks, and the manual form. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+typedef enum { TX_ACTIVE, TX_COMMITTED, TX_ROLLED_BACK } tx_state;
+
+static const char *const state_names[] = {"active", "committed", "rolled_back"};
+
+typedef struct tx_handle {
+  conn_handle *conn;   /* kept alive by the uservalue's "conn" field */
+  int depth;           /* 0: BEGIN/COMMIT; n > 0: SAVEPOINT crpg_sp_n */
+  int state;
+  int owns_conn;       /* borrowed from a pool for this transaction: released at the end */
+} tx_handle;
+
+static tx_handle *to_tx(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, CRPG_TX_MT);
+}
+
+static tx_handle *check_active(lua_State *L, int idx) {
+  tx_handle *tx = to_tx(L, idx);
+  if (tx->state != TX_ACTIVE) luaL_error(L, "transaction is already %s", state_names[tx->state]);
+  if (!tx->conn->s) luaL_error(L, "transaction's connection is closed");
+  return tx;
+}
+
+/* Fills t for statements on the tx at idx; pushes the hooks table. */
+static void tx_target(lua_State *L, int idx, tx_handle *tx, exec_target *t) {
+  t->s = tx->conn->s;
+  t->pool = tx->conn->pool;
+  t->slow_ms = tx->conn->slow_ms;
+  crpg_getuservalue(L, idx);      /* { conn =, parent = } */
+  lua_getfield(L, -1, "conn");
+  crpg_getuservalue(L, -1);       /* the connection's hooks */
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  t->hooks = lua_gettop(L);
+}
+
+/* Runs a control statement (no parameters) on the tx; 0, or -1 with err pushed. */
+static int run_control(lua_State *L, int idx, tx_handle *tx, const char *sql) {
+  exec_target t;
+  int top = lua_gettop(L), n;
+  tx_target(L, idx, tx, &t);
+  lua_pushstring(L, sql);
+  n = crpg_run(L, &t, lua_gettop(L), 0, 0, 1);
+  if (n == 1) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_replace(L, top + 1);  /* the error object */
+  lua_settop(L, top + 1);
+  return -1;
+}
+
+/* Ends the transaction at idx. Returns 0, or -1 with an error object pushed. */
+static int tx_end(lua_State *L, int idx, int commit) {
+  tx_handle *tx = check_active(L, idx);
+  char sql[96];
+  int rc, aborted = PQtransactionStatus(tx->conn->s->pg) == PQTRANS_INERROR;
+
+  if (commit && aborted) {
+    /* COMMIT would quietly roll back: say so instead */
+    if (tx_end(L, idx, 0) != 0) return -1;
+    crpg_new_error(L, KIND_SERVER, "transaction rolled back: a statement in it failed");
+    lua_pushliteral(L, "25P02");
+    lua_setfield(L, -2, "sqlstate");
+    return -1;
+  }
+  if (tx->depth == 0) snprintf(sql, sizeof sql, commit ? "COMMIT" : "ROLLBACK");
+  else if (commit) snprintf(sql, sizeof sql, "RELEASE SAVEPOINT crpg_sp_%d", tx->depth);
+  else snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT crpg_sp_%d; RELEASE SAVEPOINT crpg_sp_%d",
+                tx->depth, tx->depth);
+  rc = run_control(L, idx, tx, sql);
+  tx->state = commit && rc == 0 ? TX_COMMITTED : TX_ROLLED_BACK;
+  if (tx->owns_conn) crpg_release_conn(tx->conn); /* rolls back whatever is left open */
+  return rc;
+}
+
+static const char *isolation_sql(lua_State *L, int opts) {
+  static const char *const names[] = {"read committed", "repeatable read", "serializable",
+                                      "read uncommitted", NULL};
+  static const char *const sql[] = {" ISOLATION LEVEL READ COMMITTED", " ISOLATION LEVEL REPEATABLE READ",
+                                    " ISOLATION LEVEL SERIALIZABLE", " ISOLATION LEVEL READ UNCOMMITTED"};
+  const char *v;
+  int i;
+  lua_getfield(L, opts, "isolation");
+  if (lua_isnil(L, -1)) { lua_pop(L, 1); return ""; }
+  v = lua_tostring(L, -1);
+  for (i = 0; v && names[i]; i++) {
+    char alt[32];
+    size_t k;
+    snprintf(alt, sizeof alt, "%s", names[i]);
+    for (k = 0; alt[k]; k++) if (alt[k] == ' ') alt[k] = '_';
+    if (strcmp(v, names[i]) == 0 || strcmp(v, alt) == 0) { lua_pop(L, 1); return sql[i]; }
+  }
+  luaL_error(L, "unknown isolation level (use \"read committed\", \"repeatable read\" or \"serializable\")");
+  return "";
+}
+
+static int opt_flag(lua_State *L, int opts, const char *key) {
+  int v;
+  lua_getfield(L, opts, key);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Applies opts.settings with set_config(name, value, true). 0 or -1 with err pushed. */
+static int apply_settings(lua_State *L, int tx_idx, tx_handle *tx, int opts) {
+  int top = lua_gettop(L);
+  lua_getfield(L, opts, "settings");
+  if (lua_isnil(L, -1)) { lua_settop(L, top); return 0; }
+  if (!lua_istable(L, -1)) luaL_error(L, "transaction option settings must be a table");
+  lua_pushnil(L);
+  while (lua_next(L, top + 1)) {
+    exec_target t;
+    int base = lua_gettop(L);     /* key at base - 1, value at base */
+    if (lua_type(L, base - 1) != LUA_TSTRING) luaL_error(L, "settings keys must be strings");
+    tx_target(L, tx_idx, tx, &t);
+    lua_pushliteral(L, "SELECT set_config($1, $2, true)");
+    lua_pushvalue(L, base - 1);
+    if (lua_type(L, base) == LUA_TBOOLEAN) {
+      lua_pushstring(L, lua_toboolean(L, base) ? "on" : "off");
+    } else {
+      lua_pushvalue(L, base);
+      if (!lua_tostring(L, -1)) luaL_error(L, "settings values must be strings, numbers or booleans");
+    }
+    if (crpg_run(L, &t, base + 2, base + 3, 2, 0) != 1) {
+      lua_replace(L, top + 1);
+      lua_settop(L, top + 1);
+      return -1;
+    }
+    lua_settop(L, base - 1);
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
+/* Starts a transaction on the executor at self (pool, conn or tx) with the
+ * options table at opts (or 0). Pushes the tx (returns 1) or nil, err (2). */
+static int start(lua_State *L, int self, int opts) {
+  tx_handle *parent = luaL_testudata(L, self, CRPG_TX_MT);
+  int top = lua_gettop(L), conn_idx, tx_idx;
+  char sql[160];
+  tx_handle *tx;
+
+  if (parent) {
+    check_active(L, self);
+    snprintf(sql, sizeof sql, "SAVEPOINT crpg_sp_%d", parent->depth + 1);
+    crpg_getuservalue(L, self);
+    lua_getfield(L, -1, "conn");
+    lua_remove(L, -2);
+  } else if (luaL_testudata(L, self, CRPG_POOL_MT)) {
+    if (crpg_pool_push_conn(L, self) != 1) return 2;
+  } else {
+    crpg_check_conn(L, self);
+    lua_pushvalue(L, self);
+  }
+  conn_idx = lua_gettop(L);
+  if (!parent) {
+    snprintf(sql, sizeof sql, "BEGIN%s%s%s", opts ? isolation_sql(L, opts) : "",
+             opts && opt_flag(L, opts, "read_only") ? " READ ONLY" : "",
+             opts && opt_flag(L, opts, "deferrable") ? " DEFERRABLE" : "");
+  }
+
+  tx = lua_newuserdatauv(L, sizeof *tx, 1);
+  tx->conn = luaL_checkudata(L, conn_idx, CRPG_CONN_MT);
+  tx->depth = parent ? parent->depth + 1 : 0;
+  tx->state = TX_ROLLED_BACK; /* until BEGIN succeeds */
+  tx->owns_conn = !parent && luaL_testudata(L, self, CRPG_POOL_MT) != NULL;
+  luaL_getmetatable(L, CRPG_TX_MT);
+  lua_setmetatable(L, -2);
+  tx_idx = lua_gettop(L);
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, conn_idx);
+  lua_setfield(L, -2, "conn");
+  if (parent) {
+    lua_pushvalue(L, self);
+    lua_setfield(L, -2, "parent");
+  }
+  crpg_setuservalue(L, tx_idx);
+
+  if (run_control(L, tx_idx, tx, sql) != 0) {
+    if (tx->owns_conn) crpg_release_conn(tx->conn);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  tx->state = TX_ACTIVE;
+  if (opts && apply_settings(L, tx_idx, tx, opts) != 0) {
+    int err = lua_gettop(L);
+    if (tx_end(L, tx_idx, 0) != 0) lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_pushvalue(L, err);
+    return 2;
+  }
+  lua_settop(L, tx_idx);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
+/* True when the value at idx is an error object for a serialization failure
+ * or a deadlock: the whole transaction may succeed if run again. */
+static int retryable(lua_State *L, int idx) {
+  const char *state;
+  int yes;
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, "sqlstate");
+  state = lua_tostring(L, -1);
+  yes = state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* executor:transaction(fn [, opts]) -> fn's results (true when none) | nil, err
+ * Runs fn(tx) inside BEGIN/COMMIT (a SAVEPOINT when executor is a tx). Rolls
+ * back when fn raises or returns nil, err, and returns nil, err. opts:
+ * isolation, read_only, deferrable, settings, retries (re-run on 40001/40P01). */
+int crpg_transaction(lua_State *L) {
+  int opts = lua_isnoneornil(L, 3) ? 0 : 3, attempt, retries = 0;
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (opts) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "retries");
+    retries = (int)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 1);
+  }
+  if (luaL_testudata(L, 1, CRPG_TX_MT)) retries = 0; /* a savepoint cannot be retried alone */
+  for (attempt = 0;; attempt++) {
+    int tx_idx, status, nres, err = 0;
+    tx_handle *tx;
+    lua_settop(L, 3);
+    if (start(L, 1, opts) != 1) return 2;
+    tx_idx = lua_gettop(L);
+    tx = to_tx(L, tx_idx);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, tx_idx);
+    status = lua_pcall(L, 1, LUA_MULTRET, 0);
+    nres = lua_gettop(L) - tx_idx;
+    if (status != 0) err = tx_idx + 1;
+    else if (nres >= 2 && lua_isnil(L, tx_idx + 1) && !lua_isnil(L, tx_idx + 2)) err = tx_idx + 2;
+    if (err) {
+      if (tx->state == TX_ACTIVE) {
+        if (!tx->conn->s) tx->state = TX_ROLLED_BACK;
+        else if (tx_end(L, tx_idx, 0) != 0) lua_pop(L, 1);
+      }
+      if (attempt < retries && retryable(L, err)) continue;
+      lua_pushnil(L);
+      lua_pushvalue(L, err);
+      return 2;
+    }
+    if (tx->state == TX_ACTIVE && tx_end(L, tx_idx, 1) != 0) {
+      if (attempt < retries && retryable(L, -1)) continue;
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      return 2;
+    }
+    if (nres == 0) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    return nres;
+  }
+}
+
+/* executor:begin([opts]) -> tx | nil, err   (tx:commit() / tx:rollback() end it) */
+int crpg_begin(lua_State *L) {
+  int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+  if (opts) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  return start(L, 1, opts);
+}
+
+/* tx:query(sql, ...) -> res | nil, err */
+static int tx_query(lua_State *L) {
+  tx_handle *tx = check_active(L, 1);
+  int n = lua_gettop(L) - 2;
+  exec_target t;
+  luaL_checkstring(L, 2);
+  tx_target(L, 1, tx, &t);
+  lua_insert(L, 3);
+  return crpg_run(L, &t, 2, 4, n < 0 ? 0 : n, 0);
+}
+
+/* tx:exec(script) -> res | nil, err */
+static int tx_exec(lua_State *L) {
+  tx_handle *tx = check_active(L, 1);
+  exec_target t;
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  tx_target(L, 1, tx, &t);
+  return crpg_run(L, &t, 2, 0, 0, 1);
+}
+
+static int finish(lua_State *L, int commit) {
+  lua_settop(L, 1);
+  if (tx_end(L, 1, commit) != 0) {
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* tx:commit() -> true | nil, err */
+static int tx_commit(lua_State *L) { return finish(L, 1); }
+
+/* tx:rollback() -> true | nil, err */
+static int tx_rollback(lua_State *L) { return finish(L, 0); }
+
+/* tx:status() -> "active" | "committed" | "rolled_back" */
+static int tx_status(lua_State *L) {
+  lua_pushstring(L, state_names[to_tx(L, 1)->state]);
+  return 1;
+}
+
+/* Collected while active: roll back (through the pool when it was borrowed). */
+static int tx_gc(lua_State *L) {
+  tx_handle *tx = to_tx(L, 1);
+  if (tx->state != TX_ACTIVE) return 0;
+  tx->state = TX_ROLLED_BACK;
+  if (tx->owns_conn) {
+    crpg_release_conn(tx->conn);
+  } else if (tx->depth == 0 && tx->conn->s) {
+    PQclear(PQexec(tx->conn->s->pg, "ROLLBACK"));
+  }
+  return 0;
+}
+
+static int tx_tostring(lua_State *L) {
+  tx_handle *tx = to_tx(L, 1);
+  lua_pushfstring(L, "%s (%s, depth %d)", CRPG_TX_MT, state_names[tx->state], tx->depth);
+  return 1;
+}
+
+void crpg_open_tx(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"query", tx_query},
+    {"exec", tx_exec},
+    {"transaction", crpg_transaction},
+    {"begin", crpg_begin},
+    {"commit", tx_commit},
+    {"rollback", tx_rollback},
+    {"status", tx_status},
+    {NULL, NULL},
+  };
+  static const luaL_Reg metamethods[] = {
+    {"__gc", tx_gc},
+    {"__close", tx_gc},
+    {"__tostring", tx_tostring},
+    {NULL, NULL},
+  };
+  luaL_newmetatable(L, CRPG_TX_MT);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
