@@ -105,3 +105,21 @@ demo:
 	  echo "DATABASE_URL is not set: running the demo on a throwaway cluster (pg_virtualenv)"; \
 	  pg_virtualenv lua5.4 bin/coderunner-db demo; \
 	fi
+
+# ---- migrations (issue 3) ----
+# Shortcuts mirroring the original npm scripts. The connection comes from
+# DATABASE_URL, DB_* or PG* (or pass CODERUNNER_DB_ARGS="--url ...").
+CODERUNNER_DB ?= $(LUA) bin/coderunner-db $(CODERUNNER_DB_ARGS)
+
+migrate: $(SO)
+	$(CODERUNNER_DB) migrate up
+
+migrate-status: $(SO)
+	$(CODERUNNER_DB) migrate status
+
+migrate-create: $(SO)
+	@test -n "$(NAME)" || { echo "usage: make migrate-create NAME=what_it_does" >&2; exit 2; }
+	$(CODERUNNER_DB) migrate create "$(NAME)"
+
+db-health: $(SO)
+	$(CODERUNNER_DB) health
