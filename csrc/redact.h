@@ -7,8 +7,11 @@
 
 /* Appends conninfo (a postgres:// or postgresql:// URL, or a libpq keyword string)
  * to out with every password replaced by "***": the URL's user:password@ part, a
- * password= query parameter, and a password= keyword (quoted or not). Anything
- * that cannot be parsed is still appended with any password= value masked. */
+ * password= (or sslpassword=) query parameter, and a password= (or sslpassword=)
+ * keyword, quoted or not, written back as "password=***". A keyword value that
+ * holds a nested conninfo or URL (dbname='host=x password=y') is masked whole.
+ * Anything that cannot be parsed is still appended with any password= value and
+ * any "://user:password@" masked. A NULL conninfo appends nothing. */
 void redact_conninfo(strbuf *out, const char *conninfo);
 
 /* Appends msg to out with every occurrence of secret replaced by "***".
