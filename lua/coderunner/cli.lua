@@ -130,7 +130,7 @@ end
 
 -- The fields of an error object worth printing (never the connection string).
 local ERROR_FIELDS = { "kind", "message", "sqlstate", "severity", "detail", "hint", "position", "schema",
-                       "table", "column", "constraint" }
+                       "table", "column", "constraint", "file", "line" }
 
 local function new_common(tty)
   ---@class coderunner.cli.Common

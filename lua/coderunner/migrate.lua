@@ -189,6 +189,8 @@ local function parse(text, path)
     s.sql = table.concat(s.lines, "\n")
     s.lines = nil
   end
+  -- What a dry run shows: the section without its surrounding blank lines.
+  for _, s in pairs(sections) do s.text = s.sql:gsub("^%s*\n", ""):gsub("%s+$", "") end
   return sections
 end
 
@@ -502,6 +504,7 @@ local function statement_error(e, path, st, note)
     fields[k] = e[k]
   end
   fields.position = e.position
+  fields.file, fields.line = path, line
   local err = pg.error(fields)
   return err, line
 end
@@ -663,10 +666,10 @@ function Runner:up(opts)
     for _, e in ipairs(todo) do
       local up = e.sections.up
       if dry_run then
-        report.applied[#report.applied + 1] = summary(e, { transaction = up.transaction, sql = up.sql,
+        report.applied[#report.applied + 1] = summary(e, { transaction = up.transaction, sql = up.text,
           statements = #e.stmts })
         log(self, "info", ("would apply %s"):format(e.filename), { event = "would_apply", version = e.version,
-          name = e.name, file = e.path, sql = up.sql, transaction = up.transaction })
+          name = e.name, file = e.path, sql = up.text, transaction = up.transaction })
       else
         local row
         row, err = self:_run(conn, e, up, e.stmts, function(exec, started)
@@ -744,9 +747,9 @@ function Runner:down(opts)
         if other.version < e.version and other.state ~= "pending" then after = other.version end
       end
       if dry_run then
-        report.reverted[n] = summary(e, { transaction = down.transaction, sql = down.sql, statements = #e.stmts })
+        report.reverted[n] = summary(e, { transaction = down.transaction, sql = down.text, statements = #e.stmts })
         log(self, "info", ("would revert %s"):format(e.filename), { event = "would_revert", version = e.version,
-          name = e.name, file = e.path, sql = down.sql, transaction = down.transaction })
+          name = e.name, file = e.path, sql = down.text, transaction = down.transaction })
       else
         local row
         row, err = self:_run(conn, e, down, e.stmts, function(exec, started)
