@@ -220,6 +220,25 @@ describe("coderunner-db migrate", function()
     assert.matches("002_add_avatars.sql", err)
   end)
 
+  it("colours its output on a terminal only, and not with --no-color or --json", function()
+    -- script(1) gives the command a pseudo-terminal as its stdout.
+    local function on_tty(args)
+      local p = assert(io.popen(("script -qec %s /dev/null"):format(quote(LUA .. " bin/coderunner-db " .. args))))
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    local out = on_tty(migrate_cmd("status"))
+    assert.matches("\27%[32mapplied", out)
+    assert.matches("\27%[1mVERSION", out)
+    out = on_tty("--no-color " .. migrate_cmd("status"))
+    assert.matches("applied", out)
+    assert.is_nil(out:find("\27[", 1, true))
+    out = on_tty(migrate_cmd("status --json"))
+    assert.matches('"ok":true', out)
+    assert.is_nil(out:find("\27[", 1, true))
+  end)
+
   it("takes the connection from DATABASE_URL when --url is absent", function()
     local rc, out = run(("migrate --dir %s status --json"):format(quote(dir)), "DATABASE_URL=" .. quote(url))
     assert.equal(0, rc)
