@@ -103,7 +103,7 @@ demo:
 	  lua5.4 bin/coderunner-db demo; \
 	else \
 	  echo "DATABASE_URL is not set: running the demo on a throwaway cluster (pg_virtualenv)"; \
-	  pg_virtualenv lua5.4 bin/coderunner-db demo; \
+	  pg_virtualenv -t lua5.4 bin/coderunner-db demo; \
 	fi
 
 # ---- migrations (issue 3) ----

@@ -344,7 +344,7 @@ function Service:health()
     return { status = "unhealthy", error = tostring(err), error_kind = err and err.kind, pool = self.pool:stats() }
   end
   local row = res[1]
-  return { status = "healthy", latency_ms = lat[1].ms, server_version = row.server_version,
+  return { status = "healthy", latency_ms = math.floor(lat[1].ms * 1000 + 0.5) / 1000, server_version = row.server_version,
     database = row.database, pool = self.pool:stats() }
 end
 

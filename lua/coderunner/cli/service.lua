@@ -19,7 +19,9 @@ end
 
 local function pool_rows(p)
   local errors = {}
-  for kind, n in pairs(p.errors or {}) do errors[#errors + 1] = kind .. "=" .. n end
+  for kind, n in pairs(p.errors or {}) do
+    if n > 0 then errors[#errors + 1] = kind .. "=" .. n end
+  end
   table.sort(errors)
   return {
     { "connections", ("%d total, %d idle, %d busy, %d waiting (min %d, max %d)"):format(p.total or 0, p.idle or 0,
@@ -309,7 +311,7 @@ local function errors_walkthrough(svc, r)
   local ok, terr = svc:execute_in_transaction(function(tx)
     assert(tx:update_user(user.id, { plan_type = "pro" }))
     assert(tx:update_deployment_status(d.id, "building"))
-    error("something broke halfway")
+    error("something broke halfway", 0)
   end)
   r.say("execute_in_transaction raised -> %s, %s", tostring(ok), tostring(terr))
   r.say("plan still %s, status still %s", must(r, svc:get_user_by_id(user.id)).plan_type,
