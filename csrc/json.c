@@ -6,7 +6,7 @@
  * unescaped into one reusable buffer. */
 #include "json.h"
 
-#include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>
@@ -289,14 +289,11 @@ static int parse_string(parser *ps, const char **s, size_t *len)
  * NUL-terminated in the input, and strtod wants the C locale's decimal point. */
 static int number_to_double(parser *ps, const char *s, const char *e, double *out)
 {
-  const char *dp = localeconv()->decimal_point;
-  const char *dot;
+  const char *dot = memchr(s, '.', (size_t)(e - s));
+  const char *dp = dot != NULL ? localeconv()->decimal_point : NULL;
 
-  if (dp == NULL || dp[0] == '\0')
-    dp = ".";
   strbuf_reset(&ps->numbuf);
-  dot = memchr(s, '.', (size_t)(e - s));
-  if (dot != NULL && strcmp(dp, ".") != 0) {
+  if (dp != NULL && dp[0] != '\0' && strcmp(dp, ".") != 0) {
     strbuf_append(&ps->numbuf, s, (size_t)(dot - s));
     strbuf_puts(&ps->numbuf, dp);
     strbuf_append(&ps->numbuf, dot + 1, (size_t)(e - dot - 1));
@@ -309,13 +306,35 @@ static int number_to_double(parser *ps, const char *s, const char *e, double *ou
   return 0;
 }
 
-/* A number; ps->p is on '-' or a digit. */
+/* Exact powers of ten as doubles. */
+static const double pow10_exact[] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+#define MAX_EXACT_MANTISSA 9007199254740992ULL /* 2^53 */
+
+/* The fast path needs double arithmetic without excess precision (x87 would
+ * round twice). */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define FAST_DOUBLES 1
+#else
+#define FAST_DOUBLES 0
+#endif
+
+/* A number; ps->p is on '-' or a digit.
+ * Integers that fit int64 go to integer(). Other numbers whose digits fit in 53
+ * bits with a decimal exponent within +-22 are converted exactly with one
+ * multiplication or division (both operands exact, one rounding: the correctly
+ * rounded result strtod would give); the rest go through strtod. */
 static int parse_number(parser *ps, const json_handlers *h, void *ctx)
 {
   const char *s = ps->p, *p = ps->p, *end = ps->end;
-  int negative = 0, integral = 1;
-  unsigned long long v = 0, limit;
-  int overflow = 0;
+  int negative = 0, integral = 1, overflow = 0;
+  unsigned long long v = 0, limit;   /* the integer value, for integer() */
+  unsigned long long m = 0;          /* all significant digits, for the fast path */
+  int digits = 0, exact = 1;         /* digits in m; m holds every digit */
+  long frac = 0, exp = 0;            /* digits after '.'; the exponent's value */
   double d;
 
   if (*p == '-') {
@@ -338,6 +357,12 @@ static int parse_number(parser *ps, const json_handlers *h, void *ctx)
         overflow = 1;
       else
         v = v * 10 + digit;
+      if (digits < 19) {
+        m = m * 10 + digit;
+        digits++;
+      } else {
+        exact = 0;
+      }
       p++;
     }
   }
@@ -348,20 +373,36 @@ static int parse_number(parser *ps, const json_handlers *h, void *ctx)
       ps->p = p;
       return fail_here(ps, "invalid number: digit expected after '.'");
     }
-    while (p < end && *p >= '0' && *p <= '9')
+    while (p < end && *p >= '0' && *p <= '9') {
+      unsigned digit = (unsigned)(*p - '0');
+      if (digits < 19) {
+        m = m * 10 + digit;
+        if (m != 0)
+          digits++; /* leading zeros are not significant */
+        frac++;
+      } else {
+        exact = 0;
+      }
       p++;
+    }
   }
   if (p < end && (*p == 'e' || *p == 'E')) {
+    int exp_negative = 0;
     integral = 0;
     p++;
     if (p < end && (*p == '+' || *p == '-'))
-      p++;
+      exp_negative = *p++ == '-';
     if (p >= end || *p < '0' || *p > '9') {
       ps->p = p;
       return fail_here(ps, "invalid number: digit expected in exponent");
     }
-    while (p < end && *p >= '0' && *p <= '9')
+    while (p < end && *p >= '0' && *p <= '9') {
+      if (exp < 100000)
+        exp = exp * 10 + (*p - '0');
       p++;
+    }
+    if (exp_negative)
+      exp = -exp;
   }
   ps->p = p;
   if (integral && !overflow) {
@@ -374,8 +415,14 @@ static int parse_number(parser *ps, const json_handlers *h, void *ctx)
       iv = -(long long)v;
     return h->integer ? h->integer(ctx, iv) : 0;
   }
-  if (number_to_double(ps, s, p, &d) != 0)
+  exp -= frac;
+  if (FAST_DOUBLES && exact && m <= MAX_EXACT_MANTISSA && exp >= -22 && exp <= 22) {
+    d = exp < 0 ? (double)m / pow10_exact[-exp] : (double)m * pow10_exact[exp];
+    if (negative)
+      d = -d;
+  } else if (number_to_double(ps, s, p, &d) != 0) {
     return -1;
+  }
   return h->number ? h->number(ctx, d) : 0;
 }
 

@@ -549,6 +549,58 @@ static void test_error_messages(void)
   CHECK(strstr(err.message, "0x01") != NULL);
 }
 
+static int store_number(void *ctx, double v)
+{
+  *(double *)ctx = v;
+  return 0;
+}
+
+/* The exact fast path (digits fit 53 bits, exponent within +-22) agrees with
+ * strtod bit for bit, and so does the strtod fallback. */
+static void test_numbers_vs_strtod(void)
+{
+  json_handlers h;
+  unsigned long long x = 0x9e3779b97f4a7c15ULL;
+  char text[96];
+  int i, bad = 0, failed = 0;
+
+  memset(&h, 0, sizeof h);
+  h.number = store_number;
+  for (i = 0; i < 200000; i++) {
+    unsigned long long mant;
+    int point, e, len, kind;
+    double got = 0, want;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    kind = (int)(x % 4);
+    mant = (x >> 8) % (kind == 0 ? 10ULL : kind == 1 ? 100000ULL : 9007199254740993ULL);
+    point = (int)((x >> 3) % 20);
+    e = (int)((x >> 40) % 61) - 30;
+    len = snprintf(text, sizeof text, "%s%llu", (x >> 63) ? "-" : "", mant);
+    /* put a decimal point inside the digits, or an exponent, or both */
+    if (point > 0 && point < len && text[point - 1] >= '0' && text[point] >= '0') {
+      memmove(text + point + 1, text + point, (size_t)(len - point + 1));
+      text[point] = '.';
+      len++;
+    } else if ((x >> 50) & 1) {
+      len += snprintf(text + len, sizeof text - (size_t)len, ".%llu", mant % 1000);
+    }
+    if ((x >> 52) & 1 || !strchr(text, '.'))
+      len += snprintf(text + len, sizeof text - (size_t)len, "e%d", e);
+    if (json_parse(text, (size_t)len, &h, &got, NULL) != 0) {
+      if (failed++ < 5)
+        printf("  %s did not parse\n", text);
+      continue;
+    }
+    want = strtod(text, NULL);
+    if (memcmp(&got, &want, sizeof got) != 0 && bad++ < 5)
+      printf("  %s: %.17g, strtod says %.17g\n", text, got, want);
+  }
+  CHECK_INT(failed, 0);
+  CHECK_INT(bad, 0);
+}
+
 /* ---- writers ---------------------------------------------------------------- */
 
 static void test_append_string(void)
@@ -733,6 +785,7 @@ void test_json(void)
   test_integers();
   test_numbers();
   test_long_numbers();
+  test_numbers_vs_strtod();
   test_strings();
   test_string_nul();
   test_string_pointer();
