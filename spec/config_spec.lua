@@ -128,3 +128,16 @@ describe("config.resolve", function()
     assert.equal("dbname=x", cfg.conninfo)
   end)
 end)
+
+describe("the service's modules", function()
+  it("define no globals when required", function()
+    local vm = os.getenv("CODERUNNER_LUA") or "lua5.4"
+    local script = [[setmetatable(_G, { __newindex = function(_, k) error("global " .. tostring(k), 2) end });]]
+      .. [[for _, m in ipairs({ "coderunner.config", "coderunner.users", "coderunner.projects", ]]
+      .. [["coderunner.deployments", "coderunner.db", "coderunner.cli.service" }) do require(m) end; print("clean")]]
+    local p = assert(io.popen(vm .. " -e '" .. script .. "' 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("clean\n", out)
+  end)
+end)
