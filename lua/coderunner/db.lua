@@ -344,8 +344,8 @@ function Service:health()
     return { status = "unhealthy", error = tostring(err), error_kind = err and err.kind, pool = self.pool:stats() }
   end
   local row = res[1]
-  return { status = "healthy", latency_ms = math.floor(lat[1].ms * 1000 + 0.5) / 1000, server_version = row.server_version,
-    database = row.database, pool = self.pool:stats() }
+  return { status = "healthy", latency_ms = math.floor(lat[1].ms * 1000 + 0.5) / 1000,
+    server_version = row.server_version, database = row.database, pool = self.pool:stats() }
 end
 
 local STATS_SQL = {
@@ -415,7 +415,7 @@ function Service:close(timeout)
 end
 
 ---@return boolean
-function Service:is_closed() return self.closed end
+function Service:is_closed() return self.closed or self.pool:is_closed() end
 
 function Service.__tostring(self)
   return ("coderunner.db.Service (%s%s)"):format(self.conninfo_redacted ~= "" and self.conninfo_redacted
