@@ -142,8 +142,11 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
     crpg_push_result(L, t->s, r);
   } else {
     if (r && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
+      char *row;
       PQclear(r);
-      while ((r = PQgetResult(t->s->pg)) != NULL) PQclear(r); /* end the copy */
+      if (st == PGRES_COPY_OUT) while (PQgetCopyData(t->s->pg, &row, 0) > 0) PQfreemem(row);
+      else PQputCopyEnd(t->s->pg, "COPY is not supported by coderunner.pg");
+      while ((r = PQgetResult(t->s->pg)) != NULL) PQclear(r);
       lua_pushnil(L);
       crpg_new_error(L, KIND_INVALID_INPUT, "COPY is not supported by query/exec");
       kind = KIND_INVALID_INPUT;

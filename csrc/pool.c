@@ -464,9 +464,9 @@ static int pool_acquire(lua_State *L) {
 
 /* pool:release(conn): rolls back any open transaction and parks the connection. */
 static int pool_release(lua_State *L) {
-  pool_core *p = check_pool(L, 1);
+  pool_core *p = to_pool(L, 1)->core; /* NULL once closed: the connection then closes */
   conn_handle *c = luaL_checkudata(L, 2, CRPG_CONN_MT);
-  if (c->pool != p) return luaL_argerror(L, 2, "connection does not belong to this pool");
+  if (!c->pool || (p && c->pool != p)) return luaL_argerror(L, 2, "connection does not belong to this pool");
   crpg_release_conn(c);
   return 0;
 }

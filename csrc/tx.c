@@ -110,17 +110,34 @@ static int opt_flag(lua_State *L, int opts, const char *key) {
   return v;
 }
 
+/* Raises unless opts.settings is absent or maps strings to strings, numbers
+ * or booleans. */
+static void check_settings(lua_State *L, int opts) {
+  lua_getfield(L, opts, "settings");
+  if (!lua_isnil(L, -1)) {
+    int t = lua_gettop(L);
+    if (!lua_istable(L, t)) luaL_error(L, "transaction option settings must be a table");
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+      int vt = lua_type(L, -1);
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "settings keys must be strings");
+      if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+        luaL_error(L, "settings values must be strings, numbers or booleans");
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 /* Applies opts.settings with set_config(name, value, true). 0 or -1 with err pushed. */
 static int apply_settings(lua_State *L, int tx_idx, tx_handle *tx, int opts) {
   int top = lua_gettop(L);
   lua_getfield(L, opts, "settings");
   if (lua_isnil(L, -1)) { lua_settop(L, top); return 0; }
-  if (!lua_istable(L, -1)) luaL_error(L, "transaction option settings must be a table");
   lua_pushnil(L);
   while (lua_next(L, top + 1)) {
     exec_target t;
     int base = lua_gettop(L);     /* key at base - 1, value at base */
-    if (lua_type(L, base - 1) != LUA_TSTRING) luaL_error(L, "settings keys must be strings");
     tx_target(L, tx_idx, tx, &t);
     lua_pushliteral(L, "SELECT set_config($1, $2, true)");
     lua_pushvalue(L, base - 1);
@@ -128,7 +145,7 @@ static int apply_settings(lua_State *L, int tx_idx, tx_handle *tx, int opts) {
       lua_pushstring(L, lua_toboolean(L, base) ? "on" : "off");
     } else {
       lua_pushvalue(L, base);
-      if (!lua_tostring(L, -1)) luaL_error(L, "settings values must be strings, numbers or booleans");
+      lua_tostring(L, -1); /* a number becomes its text */
     }
     if (crpg_run(L, &t, base + 2, base + 3, 2, 0) != 1) {
       lua_replace(L, top + 1);
@@ -152,6 +169,14 @@ static int start(lua_State *L, int self, int opts) {
   if (parent) {
     check_active(L, self);
     snprintf(sql, sizeof sql, "SAVEPOINT crpg_sp_%d", parent->depth + 1);
+  } else {
+    /* options are checked (and may raise) before a connection is taken */
+    snprintf(sql, sizeof sql, "BEGIN%s%s%s", opts ? isolation_sql(L, opts) : "",
+             opts && opt_flag(L, opts, "read_only") ? " READ ONLY" : "",
+             opts && opt_flag(L, opts, "deferrable") ? " DEFERRABLE" : "");
+    if (opts) check_settings(L, opts);
+  }
+  if (parent) {
     crpg_getuservalue(L, self);
     lua_getfield(L, -1, "conn");
     lua_remove(L, -2);
@@ -162,11 +187,6 @@ static int start(lua_State *L, int self, int opts) {
     lua_pushvalue(L, self);
   }
   conn_idx = lua_gettop(L);
-  if (!parent) {
-    snprintf(sql, sizeof sql, "BEGIN%s%s%s", opts ? isolation_sql(L, opts) : "",
-             opts && opt_flag(L, opts, "read_only") ? " READ ONLY" : "",
-             opts && opt_flag(L, opts, "deferrable") ? " DEFERRABLE" : "");
-  }
 
   tx = lua_newuserdatauv(L, sizeof *tx, 1);
   tx->conn = luaL_checkudata(L, conn_idx, CRPG_CONN_MT);

@@ -23,4 +23,16 @@ function server.fresh_database(name)
   return "dbname=" .. name
 end
 
+--- Calls fn until it returns a truthy value or `seconds` pass (backends exit
+--- a moment after their client disconnects). Returns fn's last result.
+function server.eventually(fn, seconds)
+  local deadline = os.time() + (seconds or 3)
+  local v = fn()
+  while not v and os.time() <= deadline do
+    os.execute("sleep 0.05")
+    v = fn()
+  end
+  return v
+end
+
 return server
