@@ -61,7 +61,7 @@ TEST_C_BIN := build/test/unit
 test-c: $(TEST_C_BIN)
 	$(TEST_C_BIN)
 
-$(TEST_C_BIN): test/c/*.c $(PURE_SRC) csrc/*.h
+$(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) csrc/*.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -fsanitize=address,undefined \
 	  -fno-sanitize-recover=all -Icsrc -o $@ test/c/*.c $(PURE_SRC) -lm
@@ -71,14 +71,38 @@ test: deps
 	$(MAKE) build LUA=lua5.4
 	$(MAKE) build LUA=luajit
 	$(MAKE) test-c
-	pg_virtualenv sh scripts/run-specs.sh lua5.4 luajit
+	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
 spec: build
 	sh scripts/run-specs.sh $(LUA)
 
 lint:
-	luacheck lua bin spec bench
+	luacheck lua bin spec bench test/lua
+
+# ---- sanitizers, fuzzing ----------------------------------------------------------
+SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+# The core under AddressSanitizer + UBSan: the core's specs and the workout.
+asan:
+	@sh scripts/deps.sh --extra
+	$(MAKE) build LUA=lua5.4 BUILD=build/asan CFLAGS="$(SAN)" LDFLAGS="-fsanitize=address,undefined"
+	pg_virtualenv -t sh scripts/sanitize.sh asan
+
+# The core under valgrind's memcheck: no invalid access, no definite leak.
+valgrind:
+	@sh scripts/deps.sh --extra
+	$(MAKE) build LUA=lua5.4
+	pg_virtualenv -t sh scripts/sanitize.sh valgrind
+
+# libFuzzer on the pure-C helpers, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 20
+fuzz:
+	@sh scripts/deps.sh --extra
+	sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Everything: both VMs' specs, then the sanitizers.
+check-all: test asan valgrind
 
 # ---- install -----------------------------------------------------------------
 install: $(SO)
