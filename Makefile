@@ -101,6 +101,15 @@ fuzz:
 	@sh scripts/deps.sh --extra
 	sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# ---- benchmarks -------------------------------------------------------------------
+# The same workloads through raw libpq (C) and coderunner.pg, printed as ratios.
+# Uses the server in the PG* environment or DATABASE_URL, else a throwaway cluster.
+bench: deps
+	$(MAKE) build LUA=lua5.4
+	$(MAKE) build LUA=luajit
+	@if [ -n "$${PGHOST:-}$${DATABASE_URL:-}" ]; then sh bench/run.sh; \
+	else pg_virtualenv -t sh bench/run.sh; fi
+
 # Everything: both VMs' specs, then the sanitizers.
 check-all: test asan valgrind
 
