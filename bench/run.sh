@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 export LUA_PATH="$root/lua/?.lua;;"
-scale=${BENCH_SCALE:-1}
+scale=${BENCH_SCALE:-3}
 cc -O2 -std=c99 -D_POSIX_C_SOURCE=200809L -I"$(pg_config --includedir)" -o build/libpq_bench bench/libpq_bench.c -lpq
 
 run() { # vm workload n [via]

@@ -104,6 +104,12 @@ static int pg_split_sql(lua_State *L) {
   return 1;
 }
 
+/* pg.monotonic() -> seconds (a float) from a monotonic clock, for timing */
+static int pg_monotonic(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)session_now());
+  return 1;
+}
+
 static int null_tostring(lua_State *L) {
   lua_pushliteral(L, "pg.null");
   return 1;
@@ -128,6 +134,7 @@ int luaopen_coderunner_pg(lua_State *L) {
     {"bytea", pg_bytea},
     {"redact", pg_redact},
     {"split_sql", pg_split_sql},
+    {"monotonic", pg_monotonic},
     {NULL, NULL},
   };
   new_marker_mt(L, CRPG_JSON_MT);

@@ -110,6 +110,10 @@ function pg.redact(conninfo) end
 ---@return coderunner.pg.Error|nil
 function pg.split_sql(script) end
 
+--- Seconds from a monotonic clock (sub-microsecond resolution), for timing.
+---@return number
+function pg.monotonic() end
+
 ---@class coderunner.pg.Executor
 local Executor = {}
 
@@ -166,6 +170,12 @@ function Conn:escape_literal(s) end
 ---@param name string
 ---@return string|nil
 function Conn:parameter(name) end
+--- PQserverVersion(), e.g. 150004
+---@return integer
+function Conn:server_version() end
+--- The server process id of this connection.
+---@return integer
+function Conn:backend_pid() end
 
 ---@class coderunner.pg.Tx: coderunner.pg.Executor
 local Tx = {}
@@ -194,6 +204,7 @@ function Tx:status() end
 ---@field acquire_timeouts integer
 ---@field cache_hits integer
 ---@field cache_misses integer
+---@field last_error? string  the last failure to connect, redacted
 
 ---@class coderunner.pg.Pool: coderunner.pg.Executor
 local Pool = {}
@@ -207,6 +218,8 @@ function Pool:release(conn) end
 function Pool:stats() end
 --- Closes idle connections past idle_timeout or max_lifetime, and opens up to min.
 function Pool:maintain() end
+---@return boolean
+function Pool:is_closed() end
 --- Closes the pool: idle connections now, busy ones when released. Waits up to
 --- timeout seconds for busy ones; returns true when all are closed.
 ---@param timeout? number
