@@ -24,7 +24,6 @@ build = {
   type = "make",
   build_variables = {
     CFLAGS = "$(CFLAGS)",
-    LUA = "$(LUA)",
     LUA_INCDIR = "$(LUA_INCDIR)",
     PG_INCDIR = "$(PQ_INCDIR)",
     PG_LIBDIR = "$(PQ_LIBDIR)",
