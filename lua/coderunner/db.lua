@@ -322,29 +322,25 @@ function Service:rollback_transaction(tx) return (tx.tx or tx):rollback() end --
 
 ---@class coderunner.Health
 ---@field status "healthy"|"unhealthy"
----@field latency_ms? number     round trip, measured on the server's clock
+---@field latency_ms? number     one round trip (including taking a pool connection), in ms
 ---@field server_version? string
 ---@field database? string
 ---@field pool coderunner.pg.PoolStats
 ---@field error? string          why it is unhealthy (no secrets)
 ---@field error_kind? string
 
---- Checks the database: two round trips, the second timing the first on the
---- server's clock (so the figure holds on every Lua VM).
+--- Checks the database with one round trip, timed on the client's monotonic clock.
 ---@return coderunner.Health
 function Service:health()
-  local res, err = self.pool:query("SELECT clock_timestamp()::text AS t, current_database() AS database, "
+  local started = pg.monotonic()
+  local res, err = self.pool:query("SELECT current_database() AS database, "
     .. "current_setting('server_version') AS server_version")
-  local lat
-  if res then
-    lat, err = self.pool:query("SELECT (extract(epoch FROM clock_timestamp() - $1::timestamptz) * 1000)::float8"
-      .. " AS ms", res[1].t)
-  end
-  if not (res and lat) then
+  local elapsed_ms = (pg.monotonic() - started) * 1000
+  if not res then
     return { status = "unhealthy", error = tostring(err), error_kind = err and err.kind, pool = self.pool:stats() }
   end
   local row = res[1]
-  return { status = "healthy", latency_ms = math.floor(lat[1].ms * 1000 + 0.5) / 1000,
+  return { status = "healthy", latency_ms = math.floor(elapsed_ms * 1000 + 0.5) / 1000,
     server_version = row.server_version, database = row.database, pool = self.pool:stats() }
 end
 
