@@ -98,5 +98,7 @@ void crpg_open_tx(lua_State *L);
 void crpg_push_null(lua_State *L);
 int crpg_is_null(lua_State *L, int idx);
 void crpg_set_hooks(lua_State *L, int ud, int hooks);   /* uservalue = hooks table (or a new one) */
+/* Registers metatable `name` with its metamethods, methods as __index. */
+void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);
 
 #endif

@@ -30,6 +30,15 @@ void crpg_set_hooks(lua_State *L, int ud, int hooks) {
   crpg_setuservalue(L, ud);
 }
 
+void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* Wraps the argument in a one-slot table carrying the named metatable. */
 static int wrap(lua_State *L, const char *mt) {
   lua_settop(L, 1);

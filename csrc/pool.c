@@ -579,11 +579,6 @@ void crpg_open_pool(lua_State *L) {
     {NULL, NULL},
   };
   static const luaL_Reg functions[] = {{"pool", crpg_pool_new}, {NULL, NULL}};
-  luaL_newmetatable(L, CRPG_POOL_MT);
-  luaL_setfuncs(L, metamethods, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  crpg_new_type(L, CRPG_POOL_MT, methods, metamethods);
   luaL_setfuncs(L, functions, 0);
 }

@@ -378,10 +378,5 @@ void crpg_open_tx(lua_State *L) {
     {"__tostring", tx_tostring},
     {NULL, NULL},
   };
-  luaL_newmetatable(L, CRPG_TX_MT);
-  luaL_setfuncs(L, metamethods, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  crpg_new_type(L, CRPG_TX_MT, methods, metamethods);
 }
