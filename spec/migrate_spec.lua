@@ -500,7 +500,10 @@ describe("migrate: the advisory lock", function()
     local ns, key = migrate.lock_keys("schema_migrations")
     assert(other:query("select pg_advisory_lock($1::int4, $2::int4)", tostring(ns), tostring(key)))
     local pid = assert(other:query("select pg_backend_pid() as pid"))[1].pid
+    local started = pg.monotonic()
     local report, err = migrate.up(conn, { dir = dir, lock_timeout = 1, poll_interval = 0.1 })
+    local waited = pg.monotonic() - started
+    assert.is_true(waited >= 1 and waited < 2, "waited " .. waited .. " s")
     assert.is_nil(report)
     assert.equal("timeout", err.kind)
     assert.matches("could not take the migration lock within 1 s", err.message)

@@ -317,13 +317,13 @@ function migrate.lock_keys(table_name)
 end
 
 function Runner:_lock(conn)
-  local started, announced = os.time(), false
+  local deadline, announced = pg.monotonic() + self.lock_timeout, false
   while true do
     local rows, err = conn:query("select pg_try_advisory_lock($1::int4, $2::int4) as locked",
       int_text(LOCK_NAMESPACE), int_text(self.lock_key))
     if not rows then return nil, err end
     if rows[1].locked then return true end
-    if os.difftime(os.time(), started) >= self.lock_timeout then
+    if pg.monotonic() >= deadline then
       return fail("timeout", "could not take the migration lock within %s s: %s is running migrations "
         .. "on this database (table %s); try again when it has finished, or raise the lock timeout",
         tostring(self.lock_timeout), self:_lock_holder(conn), self.table)
