@@ -53,14 +53,23 @@ error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session
 void crpg_open_error(lua_State *L);                                            /* module table on top */
 
 /* params.c: encodes the n Lua values from index first. On success fills the
- * arrays (which live in a userdata left on the stack) and returns 0; on bad
- * input pushes nil, err and returns -1. */
+ * arrays and returns 0; on bad input pushes nil, err and returns -1. Up to
+ * PARAMS_INLINE parameters live in the struct itself (no allocation on the hot
+ * path); more live in a userdata left on the stack. Encoded strings stay on
+ * the stack too, so the pointers hold until the caller's frame returns. */
+#define PARAMS_INLINE 12
+#define PARAM_NUMBUF 40
 typedef struct param_set {
   int n;
   const char **values;
   int *lengths;
   int *formats;
   Oid *types;
+  char (*numbers)[PARAM_NUMBUF];
+  const char *inline_values[PARAMS_INLINE];
+  int inline_lengths[PARAMS_INLINE], inline_formats[PARAMS_INLINE];
+  Oid inline_types[PARAMS_INLINE];
+  char inline_numbers[PARAMS_INLINE][PARAM_NUMBUF];
 } param_set;
 int crpg_encode_params(lua_State *L, int first, int n, param_set *ps);
 

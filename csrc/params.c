@@ -9,12 +9,7 @@
 #include "json.h"
 
 #define BYTEA_OID 17
-#define NUMBUF 40
-
-/* Storage for n parameters in one userdata (collected with the call). */
-typedef struct param_slot {
-  char num[NUMBUF];
-} param_slot;
+#define NUMBUF PARAM_NUMBUF
 
 static int bad_param(lua_State *L, int i, const char *what) {
   char msg[160];
@@ -94,24 +89,28 @@ static int push_encoded(lua_State *L, int idx, int as_array, char *err, size_t e
 }
 
 int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
-  size_t per = sizeof(char *) + 2 * sizeof(int) + sizeof(Oid) + sizeof(param_slot);
-  unsigned char *mem;
-  param_slot *slots;
   int i;
 
   ps->n = n;
-  if (n == 0) {
-    ps->values = NULL; ps->lengths = ps->formats = NULL; ps->types = NULL;
-    return 0;
-  }
   if (n > 65535) return bad_param(L, 65536, "too many parameters (at most 65535)");
-  luaL_checkstack(L, n + 8, "too many parameters");
-  mem = lua_newuserdatauv(L, per * (size_t)n, 0);
-  ps->values = (const char **)(void *)mem;
-  slots = (param_slot *)(void *)(mem + sizeof(char *) * (size_t)n);
-  ps->lengths = (int *)(void *)(mem + (sizeof(char *) + sizeof(param_slot)) * (size_t)n);
-  ps->formats = ps->lengths + n;
-  ps->types = (Oid *)(void *)(ps->formats + n);
+  if (!lua_checkstack(L, n + 8)) return bad_param(L, n, "too many parameters for the Lua stack");
+  if (n <= PARAMS_INLINE) {
+    ps->values = ps->inline_values;
+    ps->lengths = ps->inline_lengths;
+    ps->formats = ps->inline_formats;
+    ps->types = ps->inline_types;
+    ps->numbers = ps->inline_numbers;
+  } else {
+    /* one userdata, collected with the call: numbers first (no alignment needs
+     * beyond char), then pointers, ints and Oids, each block 8-byte aligned */
+    size_t nn = (size_t)n, nums = (nn * NUMBUF + 7) & ~(size_t)7;
+    unsigned char *mem = lua_newuserdatauv(L, nums + nn * (sizeof(char *) + 2 * sizeof(int) + sizeof(Oid)) + 8, 0);
+    ps->numbers = (char (*)[NUMBUF])(void *)mem;
+    ps->values = (const char **)(void *)(mem + nums);
+    ps->lengths = (int *)(void *)(mem + nums + nn * sizeof(char *));
+    ps->formats = ps->lengths + n;
+    ps->types = (Oid *)(void *)(ps->formats + n);
+  }
 
   for (i = 0; i < n; i++) {
     int idx = first + i, t = lua_type(L, idx);
@@ -130,9 +129,9 @@ int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
         ps->values[i] = lua_toboolean(L, idx) ? "true" : "false";
         break;
       case LUA_TNUMBER:
-        if (crpg_isinteger(L, idx, &iv)) snprintf(slots[i].num, NUMBUF, "%lld", iv);
-        else format_double(slots[i].num, (double)lua_tonumber(L, idx));
-        ps->values[i] = slots[i].num;
+        if (crpg_isinteger(L, idx, &iv)) snprintf(ps->numbers[i], NUMBUF, "%lld", iv);
+        else format_double(ps->numbers[i], (double)lua_tonumber(L, idx));
+        ps->values[i] = ps->numbers[i];
         break;
       case LUA_TSTRING:
         ps->values[i] = lua_tolstring(L, idx, &len);

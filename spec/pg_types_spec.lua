@@ -242,6 +242,17 @@ describe("coderunner.pg types", function()
       assert.are.equal("SELECT", res.command)
     end)
 
+    it("takes many parameters of mixed kinds", function()
+      local args, terms = {}, {}
+      for i = 1, 100 do
+        args[i] = i % 3 == 0 and tostring(i) or i
+        terms[i] = "$" .. i .. "::int"
+      end
+      args[101] = { k = "v" }
+      terms[101] = "($101::jsonb->>'k' = 'v')::int"
+      assert.are.equal(5051, one("select " .. table.concat(terms, " + ") .. " as v", (table.unpack or unpack)(args)))
+    end)
+
     it("refuses parameters it cannot encode", function()
       for _, bad in ipairs { print, coroutine.create(print), io.stdout } do
         local res, err = conn:query("select $1 as v", bad)
