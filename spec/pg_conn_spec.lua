@@ -92,7 +92,7 @@ print(s.getsockname()[1], flush=True); time.sleep(3)"]]))
       do
         local c = server.connect()
         assert.are.equal(n0 + 1, count())
-        c = nil -- luacheck: ignore
+        assert.is_false(c:is_closed()) -- the last use; it is garbage after this block
       end
       collectgarbage()
       collectgarbage()

@@ -49,8 +49,8 @@ describe("coderunner.pg transactions", function()
     assert.are.equal(0, count())
     local _, err2 = pool:transaction(function(tx)
       assert(tx:query("insert into txt values (1, 'a')"))
-      local ok, err = tx:query("insert into txt values (1, 'dup')")
-      if not ok then error(err) end -- the error object itself, not luassert's message
+      local ok, dup = tx:query("insert into txt values (1, 'dup')")
+      if not ok then error(dup) end -- the error object itself, not luassert's message
     end)
     assert.are.equal("conflict", err2.kind)
     assert.are.equal(0, count())
