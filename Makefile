@@ -71,6 +71,7 @@ test: deps
 	$(MAKE) build LUA=lua5.4
 	$(MAKE) build LUA=luajit
 	$(MAKE) test-c
+	$(MAKE) lint
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
