@@ -32,6 +32,7 @@ INST_PREFIX ?= /usr/local
 INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
 INST_BINDIR ?= $(INST_PREFIX)/bin
+INST_DATADIR ?= $(INST_PREFIX)/share/coderunner-db
 
 .PHONY: all build env test test-c spec spec-lua spec-luajit lint install clean deps \
         bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
@@ -121,6 +122,8 @@ install: $(SO)
 	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coderunner/pg.so
 	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
 	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
+	install -d $(DESTDIR)$(INST_DATADIR)/migrations
+	install -m 644 migrations/*.sql $(DESTDIR)$(INST_DATADIR)/migrations/
 
 clean:
 	rm -rf build

@@ -35,7 +35,7 @@ local migrate = {}
 
 --- Defaults of migrate.new's options.
 migrate.defaults = {
-  dir = "migrations",
+  dir = os.getenv("CODERUNNER_MIGRATIONS") or "migrations",  -- relative to the working directory
   table = "schema_migrations",
   lock_timeout = 30,      -- seconds to wait for another runner to finish
   poll_interval = 0.2,    -- seconds between two pg_try_advisory_lock attempts

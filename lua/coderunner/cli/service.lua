@@ -3,6 +3,7 @@
 -- lua/coderunner/cli.lua loads this module and calls register(parser, common);
 -- `common` brings the output helpers (say, emit, fail, paint) and EXIT codes.
 local db = require "coderunner.db"
+local migrate = require "coderunner.migrate"
 
 local M = {}
 
@@ -178,7 +179,6 @@ local function demo(svc, r)
   r.say("PostgreSQL %s, database %s, round trip %.2f ms", h.server_version, h.database, h.latency_ms)
 
   r.step("Migrate")
-  local migrate = require "coderunner.migrate"
   local report = must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
   r.say("%d migration(s) applied from %s; schema at version %s", #(report.applied or {}), M.migrations_dir,
     tostring(report.current))
@@ -260,7 +260,7 @@ end
 ---@param common coderunner.cli.Common
 ---@return integer exit_code
 function M.demo(args, common)
-  M.migrations_dir = args.migrations or "migrations"
+  M.migrations_dir = args.migrations or migrate.defaults.dir
   return run_walkthrough(args, common, demo)
 end
 
@@ -278,7 +278,6 @@ end
 
 local function errors_walkthrough(svc, r)
   r.step("Set up")
-  local migrate = require "coderunner.migrate"
   must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
   local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
   local email = ("errors-%s@example.com"):format(suffix)
@@ -337,7 +336,7 @@ end
 ---@param common coderunner.cli.Common
 ---@return integer exit_code
 function M.examples_errors(args, common)
-  M.migrations_dir = args.migrations or "migrations"
+  M.migrations_dir = args.migrations or migrate.defaults.dir
   return run_walkthrough(args, common, errors_walkthrough)
 end
 
@@ -352,10 +351,10 @@ function M.register(parser, common)
   parser:command("health", "Check the database: status, latency, server version, pool figures.")
   parser:command("stats", "Users by plan, projects, deployments by status, database size, pool counters.")
   parser:command("demo", "Walk through the whole service: migrate, create, move statuses, join, stats, clean up.")
-    :option("--migrations", "Migrations directory.", "migrations")
+    :option("--migrations", "Migrations directory.", migrate.defaults.dir)
   local examples = parser:command("examples", "Worked examples of the service (`examples errors`).")
   examples:argument("topic", "Which examples."):choices({ "errors" })
-  examples:option("--migrations", "Migrations directory.", "migrations")
+  examples:option("--migrations", "Migrations directory.", migrate.defaults.dir)
   return {
     health = function(args) return M.health(args, common) end,
     stats = function(args) return M.stats(args, common) end,
