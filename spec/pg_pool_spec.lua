@@ -248,6 +248,32 @@ describe("coderunner.pg pool", function()
     assert.has_error(function() pool:query("select 1") end, "attempt to use a closed pool")
   end)
 
+  it("replaces every connection after a server restart", function()
+    local pool = new_pool { app = "p_restart", min = 2, max = 3 }
+    assert.are.equal(2, backends("p_restart", 2))
+    local before = pool:stats().connections_opened
+    local cluster = os.getenv("PG_CLUSTER_CONF_ROOT") and os.getenv("PGVERSION")
+    if cluster then
+      -- under pg_virtualenv (make test): a real fast restart of the server
+      local started = admin:query("select pg_postmaster_start_time()::text as t")[1].t
+      local status = os.execute("pg_ctlcluster " .. cluster .. " regress restart -m fast >/dev/null 2>&1")
+      assert.is_true(status == true or status == 0) -- Lua 5.4 / LuaJIT
+      admin:close()
+      admin = server.connect()
+      assert.are_not.equal(started, admin:query("select pg_postmaster_start_time()::text as t")[1].t)
+    else
+      -- an external server cannot be restarted from here: terminate the backends
+      admin:query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'p_restart'")
+    end
+    for _ = 1, 3 do
+      assert.are.equal(7, assert(pool:query("select 7 as v"))[1].v)
+    end
+    local st = pool:stats()
+    assert.are.equal(0, st.errors.closed)
+    assert.is_true(st.connections_opened > before)
+    pool:close()
+  end)
+
   it("refuses a connection from another pool", function()
     local p1, p2 = new_pool { min = 0, max = 1 }, new_pool { min = 0, max = 1 }
     local conn = assert(p1:acquire())
