@@ -81,6 +81,8 @@ spec: build
 
 lint:
 	luacheck lua bin spec bench test/lua
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
+	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
 
 # ---- sanitizers, fuzzing ----------------------------------------------------------
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
