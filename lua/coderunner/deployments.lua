@@ -2,10 +2,9 @@
 -- including the status machine. Every function takes an executor first (pool,
 -- connection or transaction).
 local pg = require "coderunner.pg"
-local users = require "coderunner.users"
-local projects = require "coderunner.projects"
+local repository = require "coderunner.repository"
 
-local check = users.check
+local check = repository.check
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local deployments = {}
@@ -101,6 +100,11 @@ local VALIDATE = {
 }
 -- SQL casts per field.
 local CAST = { db_connection_info = "::jsonb", status = "::deployment_status" }
+
+local DEPLOYMENT_ROW = {
+  table = "deployments", returning = COLUMNS, what = "deployment",
+  fields = FIELDS, validate = VALIDATE, cast = CAST,
+}
 
 ---@class coderunner.DeploymentData
 ---@field runtime_type string              required, non-empty
@@ -259,26 +263,12 @@ end
 ---@return coderunner.Deployment|nil deployment
 ---@return coderunner.pg.Error|nil err  invalid_input
 function deployments.update(exec, id, updates)
-  local err, fields, res
-  id, err = check.uuid(id, "deployment id")
-  if not id then return nil, err end
-  fields, err = check.updates(updates, FIELDS, "deployment updates")
-  if not fields then return nil, err end
-  if updates.status ~= nil then
+  if type(updates) == "table" and updates.status ~= nil then
     return check.invalid("deployment updates: status changes go through update_deployment_status")
   end
-  local sets, params = {}, { id }
-  for _, f in ipairs(fields) do
-    local v, verr = VALIDATE[f](updates[f])
-    if v == nil then return nil, verr end
-    params[#params + 1] = v
-    sets[#sets + 1] = ("%s = $%d%s"):format(f, #params, CAST[f] or "")
-  end
-  if #sets == 0 then return deployments.get_by_id(exec, id) end
-  res, err = exec:query(("UPDATE deployments SET %s WHERE id = $1 RETURNING %s"):format(table.concat(sets, ", "),
-    COLUMNS), unpack(params, 1, #params))
-  if not res then return check.server_error(err) end
-  return res[1]
+  local row, err = repository.update(exec, DEPLOYMENT_ROW, id, updates, deployments.get_by_id)
+  if err then return check.server_error(err) end
+  return row
 end
 
 --- Deletes the deployment.
@@ -287,12 +277,7 @@ end
 ---@return boolean|nil deleted  false when there was no such deployment
 ---@return coderunner.pg.Error|nil err
 function deployments.delete(exec, id)
-  local err, res
-  id, err = check.uuid(id, "deployment id")
-  if not id then return nil, err end
-  res, err = exec:query("DELETE FROM deployments WHERE id = $1", id)
-  if not res then return nil, err end
-  return res.affected_rows > 0
+  return repository.delete(exec, "deployments", "deployment", id)
 end
 
 --- The deployment with its project and the project's owner nested as
@@ -320,8 +305,8 @@ function deployments.get_with_details(exec, id)
   if not res then return nil, err end
   local row = res[1]
   if not row then return nil end
-  row.project = projects.nest(row, "project__", PROJECT_COLUMNS)
-  row.user = projects.nest(row, "user__", projects.PUBLIC_USER_COLUMNS)
+  row.project = repository.nest(row, "project__", PROJECT_COLUMNS)
+  row.user = repository.nest(row, "user__", repository.PUBLIC_USER_COLUMNS)
   return row
 end
 

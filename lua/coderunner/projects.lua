@@ -1,9 +1,9 @@
 -- Projects repository: SQL and validation for the `projects` table. Every
 -- function takes an executor first (pool, connection or transaction).
-local users = require "coderunner.users"
+local repository = require "coderunner.repository"
 
-local check = users.check
-local unpack = table.unpack or unpack -- luacheck: ignore 143
+local check = repository.check
+local nest = repository.nest
 
 local projects = {}
 
@@ -33,19 +33,6 @@ local function first(res, err)
   return res[1]
 end
 
--- A row's `prefix_*` columns moved into a sub-table (for joined results).
-local function nest(row, prefix, columns)
-  local sub = {}
-  for _, c in ipairs(columns) do
-    sub[c] = row[prefix .. c]
-    row[prefix .. c] = nil
-  end
-  return sub
-end
-projects.nest = nest
-
---- Columns of a user that joined results carry (never password_hash).
-projects.PUBLIC_USER_COLUMNS = { "id", "email", "plan_type", "created_at", "updated_at" }
 
 --- Creates a project for an existing user.
 ---@param exec coderunner.pg.Executor
@@ -102,6 +89,15 @@ function projects.list_by_user(exec, user_id, limit, offset)
     .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3", user_id, limit, offset)
 end
 
+local PROJECT_ROW = {
+  table = "projects", returning = COLUMNS, what = "project",
+  fields = { "name", "description" },
+  validate = {
+    name = function(v) return check.text(v, "project name", NAME_MAX) end,
+    description = function(v) return check.optional_text(v, "project description", DESCRIPTION_MAX) end,
+  },
+}
+
 ---@class coderunner.ProjectUpdates
 ---@field name? string
 ---@field description? string|coderunner.pg.Null  pg.null clears it
@@ -114,27 +110,9 @@ end
 ---@return coderunner.Project|nil project
 ---@return coderunner.pg.Error|nil err  invalid_input (unknown field, bad value)
 function projects.update(exec, id, updates)
-  local err, fields, res
-  id, err = check.uuid(id, "project id")
-  if not id then return nil, err end
-  fields, err = check.updates(updates, { "name", "description" }, "project updates")
-  if not fields then return nil, err end
-  local validate = {
-    name = function(v) return check.text(v, "project name", NAME_MAX) end,
-    description = function(v) return check.optional_text(v, "project description", DESCRIPTION_MAX) end,
-  }
-  local sets, params = {}, { id }
-  for _, f in ipairs(fields) do
-    local v, verr = validate[f](updates[f])
-    if v == nil then return nil, verr end
-    params[#params + 1] = v
-    sets[#sets + 1] = ("%s = $%d"):format(f, #params)
-  end
-  if #sets == 0 then return projects.get_by_id(exec, id) end
-  res, err = exec:query(("UPDATE projects SET %s WHERE id = $1 RETURNING %s"):format(table.concat(sets, ", "),
-    COLUMNS), unpack(params, 1, #params))
-  if not res then return check.server_error(err) end
-  return res[1]
+  local row, err = repository.update(exec, PROJECT_ROW, id, updates, projects.get_by_id)
+  if err then return check.server_error(err) end
+  return row
 end
 
 --- Deletes the project (its deployments go with it).
@@ -143,12 +121,7 @@ end
 ---@return boolean|nil deleted  false when there was no such project
 ---@return coderunner.pg.Error|nil err
 function projects.delete(exec, id)
-  local err, res
-  id, err = check.uuid(id, "project id")
-  if not id then return nil, err end
-  res, err = exec:query("DELETE FROM projects WHERE id = $1", id)
-  if not res then return nil, err end
-  return res.affected_rows > 0
+  return repository.delete(exec, "projects", "project", id)
 end
 
 --- The project with its owner nested as `user` (without password_hash), or nil.
@@ -169,7 +142,7 @@ function projects.get_with_user(exec, id)
   if not res then return nil, err end
   local row = res[1]
   if not row then return nil end
-  row.user = nest(row, "user__", projects.PUBLIC_USER_COLUMNS)
+  row.user = nest(row, "user__", repository.PUBLIC_USER_COLUMNS)
   return row
 end
 
