@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs the busted specs once per Lua VM named on the command line (lua5.4,
 # luajit), against the server in the PG* environment (pg_virtualenv sets it).
-# SPECS="spec/x_spec.lua" narrows the run. Ends with one "N passed, N failed"
-# line over every VM.
+# SPECS="spec/x_spec.lua" narrows the run; a VM's run is stopped after
+# SPEC_TIMEOUT seconds (480) so a hang fails fast. Ends with one
+# "N passed, N failed" line over every VM.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -15,7 +16,7 @@ for vm in "$@"; do
   LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;" \
   LUA_CPATH="$root/build/$vm/?.so;;" \
   CODERUNNER_LUA="$vm" \
-    "$vm" /usr/bin/busted --output=utfTerminal ${SPECS:-spec} | tee "$log"
+    timeout "${SPEC_TIMEOUT:-480}" "$vm" /usr/bin/busted --output=utfTerminal ${SPECS:-spec} | tee "$log"
   # "315 successes / 0 failures / 0 errors / 0 pending : ..."
   summary=$(grep -a 'successes / ' "$log" | tail -n 1)
   [ -n "$summary" ] || { status=1; failed=$((failed + 1)); continue; }
