@@ -54,14 +54,13 @@ static int call_hook(lua_State *L, int hooks, const char *name, int nargs) {
 }
 
 /* logger(level, message, info) with info = { sql=, duration_ms=, ... } on top
- * (consumed). Without a logger, warnings go to stderr as one line. */
+ * (consumed). Without a logger, one line on stderr, as libpq's own default. */
 static void log_line(lua_State *L, int hooks, const char *level, const char *message) {
   int info = lua_gettop(L);
   lua_pushstring(L, level);
   lua_pushstring(L, message);
   lua_pushvalue(L, info);
-  if (!call_hook(L, hooks, "logger", 3) && strcmp(level, "warn") == 0)
-    fprintf(stderr, "coderunner.pg: %s\n", message);
+  if (!call_hook(L, hooks, "logger", 3)) fprintf(stderr, "coderunner.pg: %s\n", message);
   lua_settop(L, info - 1);
 }
 

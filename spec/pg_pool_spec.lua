@@ -274,6 +274,20 @@ describe("coderunner.pg pool", function()
     pool:close()
   end)
 
+  if _VERSION == "Lua 5.4" then
+    it("closes a to-be-closed pool at the end of its block", function()
+      local chunk = assert(load([[
+        local pg, kept = ...
+        do
+          local pool <close> = assert(pg.pool { min = 1, max = 1 })
+          kept.pool = pool
+        end
+        return kept.pool:is_closed()
+      ]]))
+      assert.is_true(chunk(pg, {}))
+    end)
+  end
+
   it("refuses a connection from another pool", function()
     local p1, p2 = new_pool { min = 0, max = 1 }, new_pool { min = 0, max = 1 }
     local conn = assert(p1:acquire())
