@@ -1,4 +1,4 @@
--- Keeps docs/ true: every ```lua block of the service's docs runs as a script,
+-- Keeps README.md and docs/ true: every ```lua block runs as a script,
 -- in a fresh process of the same Lua VM, with DATABASE_URL naming a fresh,
 -- migrated database; and the API reference and the mapping name every method.
 local server = require "support.server"
@@ -6,7 +6,8 @@ local pg = require "coderunner.pg"
 local db = require "coderunner.db"
 local migrate = require "coderunner.migrate"
 
-local DOCS = { "docs/api.md", "docs/configuration.md", "docs/troubleshooting.md", "docs/mapping.md" }
+local DOCS = { "README.md", "docs/core.md", "docs/api.md", "docs/configuration.md", "docs/troubleshooting.md",
+  "docs/mapping.md" }
 
 local function read(path)
   local f = assert(io.open(path, "r"), "missing " .. path)
