@@ -5,13 +5,7 @@ local pg = require "coderunner.pg"
 
 local workload, n, via = arg[1] or "point", tonumber(arg[2]) or 1000, arg[3] or "conn"
 
--- wall clock from /proc/uptime (10 ms steps: the runner sizes N for seconds)
-local function wall()
-  local f = assert(io.open("/proc/uptime"))
-  local t = f:read("*n")
-  f:close()
-  return t
-end
+local wall = pg.monotonic
 
 local function max_rss_kb()
   local f = io.open("/proc/self/status")
