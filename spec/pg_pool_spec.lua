@@ -162,7 +162,7 @@ describe("coderunner.pg pool", function()
     local killed = admin:query([[select count(pg_terminate_backend(pid))::int as n
       from pg_stat_activity where application_name = 'p_term']])[1].n
     assert.are.equal(2, killed)
-    sleep(0.2)
+    assert.are.equal(0, backends("p_term", 0)) -- both gone before the pool is used again
     for _ = 1, 4 do
       local res, err = pool:query("select 1 as one")
       assert(res, err)
@@ -265,6 +265,7 @@ describe("coderunner.pg pool", function()
     else
       -- an external server cannot be restarted from here: terminate the backends
       admin:query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'p_restart'")
+      assert.are.equal(0, backends("p_restart", 0)) -- gone, as after a restart
     end
     for _ = 1, 3 do
       assert.are.equal(7, assert(pool:query("select 7 as v"))[1].v)
