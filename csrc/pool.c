@@ -424,13 +424,12 @@ static int pool_run(lua_State *L, int simple) {
     count_error(p, kind);
     return crpg_push_error(L, kind, err);
   }
-  crpg_getuservalue(L, 1);
+  crpg_getuservalue(L, 1); /* hooks pushed above the parameters */
   t.s = s;
   t.pool = p;
   t.slow_ms = p->slow_ms;
-  t.hooks = 3;
-  lua_insert(L, 3); /* hooks at 3, the parameters after it */
-  results = crpg_run(L, &t, 2, 4, n < 0 || simple ? 0 : n, simple);
+  t.hooks = lua_gettop(L);
+  results = crpg_run(L, &t, 2, 3, n < 0 || simple ? 0 : n, simple);
   crpg_pool_release(p, s);
   return results;
 }

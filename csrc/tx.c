@@ -303,10 +303,8 @@ static int tx_query(lua_State *L) {
   int n = lua_gettop(L) - 2;
   exec_target t;
   luaL_checkstring(L, 2);
-  tx_target(L, 1, tx, &t);
-  lua_insert(L, 3); /* hooks at 3, the parameters after it */
-  t.hooks = 3;
-  return crpg_run(L, &t, 2, 4, n < 0 ? 0 : n, 0);
+  tx_target(L, 1, tx, &t); /* hooks pushed above the parameters */
+  return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
 
 /* tx:exec(script) -> res | nil, err */
