@@ -1,7 +1,9 @@
 /* coderunner.pg: the module table, the parameter wrappers (pg.json, pg.array,
  * pg.bytea), pg.null, and small pure helpers exposed to Lua. The only
  * exported symbol is luaopen_coderunner_pg. */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 #include "redact.h"
@@ -113,6 +115,43 @@ static int pg_split_sql(lua_State *L) {
   return 1;
 }
 
+/* pg.json_encode(v) -> json text | nil, err (kind invalid_input) */
+static int pg_json_encode(lua_State *L) {
+  strbuf b;
+  char err[160];
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  strbuf_init(&b);
+  if (crpg_json_encode(L, 1, &b, err, sizeof err) != 0 || b.failed) {
+    strbuf_free(&b);
+    return crpg_push_error(L, KIND_INVALID_INPUT, b.failed ? "out of memory" : err);
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  strbuf_free(&b);
+  return 1;
+}
+
+/* pg.json_decode(text) -> value | nil, err (kind invalid_input) */
+static int pg_json_decode(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  if (crpg_json_decode(L, text, len) != 0)
+    return crpg_push_error(L, KIND_INVALID_INPUT, "invalid JSON text");
+  return 1;
+}
+
+/* pg.sleep(seconds): blocks the calling thread (never forks a process) */
+static int pg_sleep(lua_State *L) {
+  double secs = (double)luaL_checknumber(L, 1);
+  struct timespec ts;
+  if (!(secs > 0)) return 0;
+  if (secs > 86400.0) secs = 86400.0;
+  ts.tv_sec = (time_t)secs;
+  ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  return 0;
+}
+
 /* pg.monotonic() -> seconds (a float) from a monotonic clock, for timing */
 static int pg_monotonic(lua_State *L) {
   lua_pushnumber(L, (lua_Number)session_now());
@@ -144,6 +183,9 @@ int luaopen_coderunner_pg(lua_State *L) {
     {"redact", pg_redact},
     {"split_sql", pg_split_sql},
     {"monotonic", pg_monotonic},
+    {"json_encode", pg_json_encode},
+    {"json_decode", pg_json_decode},
+    {"sleep", pg_sleep},
     {NULL, NULL},
   };
   new_marker_mt(L, CRPG_JSON_MT);

@@ -114,6 +114,22 @@ function pg.split_sql(script) end
 ---@return number
 function pg.monotonic() end
 
+--- Blocks the calling thread for the given seconds (never forks a process).
+---@param seconds number
+function pg.sleep(seconds) end
+
+--- Encodes a Lua value as JSON text with the core's encoder (pg.null is null).
+---@param value any
+---@return string|nil
+---@return coderunner.pg.Error|nil
+function pg.json_encode(value) end
+
+--- Decodes JSON text with the core's decoder (null is pg.null).
+---@param text string
+---@return any
+---@return coderunner.pg.Error|nil
+function pg.json_decode(text) end
+
 ---@class coderunner.pg.Executor
 local Executor = {}
 
