@@ -30,7 +30,9 @@ void crpg_release_conn(conn_handle *h) {
   }
 }
 
-static void target_of(lua_State *L, int idx, conn_handle *h, exec_target *t) {
+void crpg_conn_target(lua_State *L, int idx, exec_target *t) {
+  conn_handle *h = crpg_check_conn(L, idx);
+  idx = lua_absindex(L, idx);
   t->s = h->s;
   t->pool = h->pool;
   t->slow_ms = h->slow_ms;
@@ -99,20 +101,18 @@ static int pg_connect(lua_State *L) {
 /* conn:query(sql, ...) -> res | nil, err */
 static int conn_query(lua_State *L) {
   int n = lua_gettop(L) - 2;
-  conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
   luaL_checkstring(L, 2);
-  target_of(L, 1, h, &t);
+  crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
 
 /* conn:exec(script) -> res | nil, err  (several statements, no parameters) */
 static int conn_exec(lua_State *L) {
-  conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
-  target_of(L, 1, h, &t);
+  crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 0, 0, 1);
 }
 

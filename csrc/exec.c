@@ -119,12 +119,13 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
   PGresult *r;
   ExecStatusType st;
   double started, ms;
-  int hit = 0, ok, slow, result_idx;
+  int hit = 0, ok;
   error_kind kind = KIND_COUNT;
 
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
   if (simple) ps.n = 0;
   else if (crpg_encode_params(L, first, n, &ps)) return 2;
+  if (t->s->stream_open) session_settle(t->s); /* an abandoned rows iterator or COPY */
   if (t->s->decoding) { /* a previous decode raised (out of memory) */
     PQclear(t->s->decoding);
     t->s->decoding = NULL;
@@ -155,11 +156,16 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
       PQclear(r);
     }
   }
-  result_idx = lua_gettop(L);
-  slow = t->slow_ms >= 0 && ms >= t->slow_ms;
-  if (t->pool) pool_core_count_query(t->pool, ok ? -1 : (int)kind, slow, hit);
+  crpg_after_statement(L, t, sql, sql_len, ms, ok ? -1 : (int)kind, hit);
+  return ok ? 1 : 2;
+}
+
+void crpg_after_statement(lua_State *L, exec_target *t, const char *sql, size_t sql_len, double ms,
+                          int failed_kind, int hit) {
+  int top = lua_gettop(L);
+  int slow = t->slow_ms >= 0 && ms >= t->slow_ms;
+  if (t->pool) pool_core_count_query(t->pool, failed_kind, slow, hit);
   if (t->s->notices) deliver_notices(L, t);
   if (slow) report_slow(L, t, sql, sql_len, ms);
-  lua_settop(L, result_idx);
-  return ok ? 1 : 2;
+  lua_settop(L, top);
 }

@@ -204,6 +204,43 @@ int session_check_idle(session *s) {
   return 0;
 }
 
+void session_settle(session *s) {
+  PGresult *r;
+  long empty = 0;
+  if (!s->stream_open) return;
+  s->stream_open = 0;
+  s->stream_gen++;
+  if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) return;
+  if (PQconsumeInput(s->pg) && PQisBusy(s->pg)) {
+    PGcancel *c = PQgetCancel(s->pg);
+    if (c) {
+      char err[256];
+      (void)PQcancel(c, err, sizeof err);
+      PQfreeCancel(c);
+    }
+  }
+  if (PQpipelineStatus(s->pg) != PQ_PIPELINE_OFF) (void)PQpipelineSync(s->pg);
+  for (;;) {
+    ExecStatusType st;
+    r = PQgetResult(s->pg);
+    if (!r) {
+      if (PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF || PQexitPipelineMode(s->pg)) break;
+      if (++empty > 100000) break;  /* never spin on a broken pipeline */
+      continue;  /* results of later pipelined statements remain */
+    }
+    st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_COPY_OUT) {
+      char *row;
+      while (PQgetCopyData(s->pg, &row, 0) > 0) PQfreemem(row);
+    } else if (st == PGRES_COPY_IN) {
+      (void)PQputCopyEnd(s->pg, "abandoned by the client");
+    } else if (st == PGRES_FATAL_ERROR && PQstatus(s->pg) != CONNECTION_OK) {
+      break;
+    }
+  }
+}
+
 /* FNV-1a over the SQL text. */
 static unsigned long long hash_sql(const char *sql, size_t len) {
   unsigned long long h = 1469598103934665603ULL;

@@ -37,6 +37,10 @@ typedef struct session {
   notice *notices, *notices_tail;
   int notice_count;
   int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+  /* a statement whose results are read a piece at a time (rows iterator,
+   * COPY TO STDOUT) is still open; session_settle ends it before the next use */
+  int stream_open;
+  unsigned stream_gen;             /* bumped each time a stream ends */
 } session;
 
 /* Monotonic clock in seconds. */
@@ -68,6 +72,12 @@ int session_is_broken(const session *s);
 
 /* Detaches and returns the pending notices (the caller frees each with free). */
 notice *session_take_notices(session *s);
+
+/* Ends an open stream (stream_open) so the connection can run the next
+ * statement: reads what already arrived; if the statement is still running,
+ * asks the server to cancel it (PQcancel, on its own short connection), then
+ * reads and drops the remaining results, and leaves COPY or pipeline mode. */
+void session_settle(session *s);
 
 /* Forgets every cached statement (after DISCARD ALL, say). */
 void session_cache_clear(session *s);

@@ -295,6 +295,21 @@ int crpg_begin(lua_State *L) {
   return start(L, 1, opts);
 }
 
+int crpg_push_executor_conn(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (luaL_testudata(L, idx, CRPG_TX_MT)) {
+    check_active(L, idx);
+    crpg_getuservalue(L, idx);
+    lua_getfield(L, -1, "conn");
+    lua_remove(L, -2);
+    return 0;
+  }
+  if (luaL_testudata(L, idx, CRPG_POOL_MT)) return crpg_pool_push_conn(L, idx) == 1 ? 1 : -1;
+  crpg_check_conn(L, idx);
+  lua_pushvalue(L, idx);
+  return 0;
+}
+
 /* tx:query(sql, ...) -> res | nil, err */
 static int tx_query(lua_State *L) {
   tx_handle *tx = check_active(L, 1);
