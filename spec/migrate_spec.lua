@@ -76,8 +76,14 @@ describe("migrate: fresh apply and re-run", function()
       assert.is_true(item.duration_ms >= 0)
       assert.is_true(item.transaction)
     end
-    assert.equal("applied", events[1].event)
-    assert.matches("applied 001_widgets.sql %(%d+%.%d ms%)", events[1].msg)
+    -- each migration is announced when it starts, then when it is done
+    assert.equal("applying", events[1].event)
+    assert.equal("applying 001_widgets.sql", events[1].msg)
+    assert.equal("applied", events[2].event)
+    assert.matches("applied 001_widgets.sql %(%d+%.%d ms%)", events[2].msg)
+    local order = {}
+    for i, ev in ipairs(events) do order[i] = ev.event .. " " .. ev.version end
+    assert.same({ "applying 1", "applied 1", "applying 2", "applied 2", "applying 3", "applied 3" }, order)
 
     local rows = history(conn)
     assert.equal(3, #rows)
