@@ -50,7 +50,6 @@ end
 local function quote(value)
   return "'" .. value:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'"
 end
-config.quote = quote
 
 -- Parses a number from a string or number; nil when it is not one.
 local function to_number(v)

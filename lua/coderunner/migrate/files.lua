@@ -36,6 +36,33 @@ function files.make_dir(dir)
   return true
 end
 
+-- path made absolute (against the working directory) with "." and ".." folded.
+local function normalize(path)
+  if path:sub(1, 1) ~= "/" then path = (lfs.currentdir() or ".") .. "/" .. path end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+--- Where a folder shipped with the modules may be, in order: installed,
+--- `<luadir>/coderunner/<name>`; in a checkout, `<root>/<name>` (the modules
+--- being in `<root>/lua/coderunner/`). Found from where `coderunner.db` loads.
+---@param name string   e.g. "migrations"
+---@param path? string  the Lua search path (default package.path)
+---@return string[] candidates  absolute paths (empty when coderunner.db is not on the path)
+function files.beside_modules(name, path)
+  local found = package.searchpath and package.searchpath("coderunner.db", path or package.path)
+  local here = found and found:match("^(.*)/[^/]*$")
+  if not here then return {} end
+  return { normalize(here .. "/" .. name), normalize(here .. "/../../" .. name) }
+end
+
 --- The names of the entries of dir; nil when dir is not a directory.
 ---@param dir string
 ---@return string[]|nil

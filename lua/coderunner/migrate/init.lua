@@ -25,7 +25,6 @@
 -- The parts: files (the directory), history (the table's SQL), lock, planner
 -- (pure), applier, and the commands below. None forks a process.
 local pg = require "coderunner.pg"
-local lfs = require "lfs"
 local files = require "coderunner.migrate.files"
 local history = require "coderunner.migrate.history"
 local lock = require "coderunner.migrate.lock"
@@ -49,20 +48,6 @@ local function whole(v)
   return nil
 end
 
--- path made absolute (against the working directory) with "." and ".." folded.
-local function normalize(path)
-  if path:sub(1, 1) ~= "/" then path = (lfs.currentdir() or ".") .. "/" .. path end
-  local parts = {}
-  for part in path:gmatch("[^/]+") do
-    if part == ".." then
-      parts[#parts] = nil
-    elseif part ~= "." then
-      parts[#parts + 1] = part
-    end
-  end
-  return "/" .. table.concat(parts, "/")
-end
-
 --- Where the migrations directory is looked for when no dir is given, in order:
 --- $CODERUNNER_MIGRATIONS; `migrations` next to the installed modules
 --- (`<luadir>/coderunner/migrations`, where `make install` and LuaRocks put
@@ -73,14 +58,7 @@ end
 function migrate.search_dirs(getenv, path)
   local env = (getenv or os.getenv)("CODERUNNER_MIGRATIONS")
   if env and env ~= "" then return { env } end
-  local out = {}
-  local found = package.searchpath and package.searchpath("coderunner.db", path or package.path)
-  local here = found and found:match("^(.*)/[^/]*$")
-  if here then
-    out[1] = normalize(here .. "/migrations")
-    out[2] = normalize(here .. "/../../migrations")
-  end
-  return out
+  return files.beside_modules("migrations", path)
 end
 
 --- The default migrations directory: the first of migrate.search_dirs() that
