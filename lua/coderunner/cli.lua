@@ -161,7 +161,11 @@ function cli.seconds(option)
   end
 end
 
-local function new_common(tty)
+--- The helpers a command module gets (see the convention above); `tty` says
+--- whether stdout is a terminal (colour). For tools that reuse them.
+---@param tty boolean
+---@return coderunner.cli.Common
+function cli.new_common(tty)
   ---@class coderunner.cli.Common
   local common = { EXIT = cli.EXIT, json = false, color = false, command = nil, array = cli.array,
                    encode_json = cli.encode_json, whole = cli.whole, seconds = cli.seconds }
@@ -362,7 +366,7 @@ function cli.main(argv)
   local list = {}
   for i = 1, #(argv or {}) do list[i] = argv[i] end
   list = join_negative_numbers(list)
-  local common = new_common(stdout_is_terminal())
+  local common = cli.new_common(stdout_is_terminal())
   local parser, handlers = cli.build(common)
   local shown = {}
   install_help(parser, shown)
