@@ -80,7 +80,7 @@ spec: build
 	sh scripts/run-specs.sh $(LUA)
 
 lint:
-	luacheck lua bin spec bench test/lua
+	luacheck lua bin spec bench test/lua examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
 
