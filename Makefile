@@ -124,6 +124,8 @@ install: $(SO)
 	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coderunner/pg.so
 	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
 	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
+	install -d $(DESTDIR)$(INST_LUADIR)/coderunner/examples
+	install -m 644 examples/*.lua $(DESTDIR)$(INST_LUADIR)/coderunner/examples/
 	install -d $(DESTDIR)$(INST_DATADIR)/migrations
 	install -m 644 migrations/*.sql $(DESTDIR)$(INST_DATADIR)/migrations/
 
