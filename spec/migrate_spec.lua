@@ -142,6 +142,32 @@ describe("migrate: fresh apply and re-run", function()
     assert.equal(0, pool:stats().busy)
     pool:close()
   end)
+
+  it("checksums every file in one round trip, however many there are", function()
+    local pool = assert(pg.pool { conninfo = server.fresh_database("cr_mig_sums_" .. VM), min = 1, max = 1 })
+    local many = tmpdir()
+    write(many, "001_a.sql", M1)
+    local runner = assert(migrate.new(pool, { dir = many }))
+    local function statements_of_status()
+      local before = pool:stats().queries
+      local report = assert(runner:status())
+      return pool:stats().queries - before, report
+    end
+    local one = statements_of_status()
+    write(many, "002_b.sql", M2)
+    write(many, "003_c.sql", M3)
+    write(many, "004_d.sql", M3:gsub("gadgets", "gizmos"))
+    local four, report = statements_of_status()
+    assert.equal(one, four)
+    assert.equal(4, report.pending)
+    -- the sums are the server's sha256 of each file, in file order
+    for i, text in ipairs { M1, M2, M3, (M3:gsub("gadgets", "gizmos")) } do
+      local sum = assert(pool:query("select encode(sha256($1), 'hex') as s", pg.bytea(text)))[1].s
+      assert.equal(sum, report.migrations[i].checksum)
+    end
+    pool:close()
+    rmdir(many)
+  end)
 end)
 
 describe("migrate: up --to, down and up again, dry run", function()
