@@ -7,6 +7,9 @@ local domain = require "coderunner.domain"
 
 local check = repository.check
 local first = repository.first
+
+-- A refused status move is this domain's own error kind, not the core's.
+pg.register_error_kind "invalid_transition"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local deployments = {}
