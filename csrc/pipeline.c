@@ -15,7 +15,10 @@
  *     one sync ends the pipeline: after a failure the server skips the rest
  *     (each reports kind server, sqlstate 25P02) and the transaction is
  *     aborted, as it would be one statement at a time.
- * Statements run unnamed (no statement cache); COPY is not allowed in them.
+ * Statements go through the statement cache: a cached one runs by name, a
+ * new one is prepared in the pipeline (PQsendPrepare) and cached, and when the
+ * cache is full (evicting needs a round trip) it runs unnamed. COPY is not
+ * allowed in them.
  * The connection is in non-blocking mode while statements are sent, reading
  * whatever the server already answered, so a long pipeline cannot deadlock. */
 #include <errno.h>
@@ -53,22 +56,47 @@ static int flush_all(PGconn *pg) {
   }
 }
 
-/* Queues one statement: sql at sql_idx, n parameters from first. Returns 0,
- * or 2 with nil, err pushed (bad parameters: nothing sent). */
-static int send_one(lua_State *L, pipeline_handle *p, int sql_idx, int first, int n) {
+/* Pushes the table of statement names (uservalue.names) of the pipeline at pidx. */
+static void push_names(lua_State *L, int pidx) {
+  crpg_getuservalue(L, pidx);
+  lua_getfield(L, -1, "names");
+  lua_remove(L, -2);
+}
+
+/* Queues one statement: sql at sql_idx, n parameters from first, through the
+ * statement cache when it can (a cached statement runs by name; a new one is
+ * prepared in the pipeline first). Returns 0, or 2 with nil, err pushed (bad
+ * parameters: nothing sent). */
+static int send_one(lua_State *L, int pidx, pipeline_handle *p, int sql_idx, int first, int n) {
   size_t sql_len;
   const char *sql = lua_tolstring(L, sql_idx, &sql_len);
   param_set ps;
-  PGconn *pg = p->conn->s->pg;
+  session *s = p->conn->s;
+  PGconn *pg = s->pg;
+  char name[32];
+  int how, ok;
   if (!sql) return crpg_push_error(L, KIND_INVALID_INPUT, "pipeline statement: SQL must be a string");
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
   if (crpg_encode_params(L, first, n, &ps)) return 2;
-  if (!PQsendQueryParams(pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0) ||
-      (!p->in_tx && !PQpipelineSync(pg)) || (PQflush(pg) < 0)) {
+  how = session_pipeline_name(s, sql, sql_len, name, sizeof name);
+  if (how == 0) {
+    ok = PQsendQueryParams(pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0);
+  } else {
+    ok = (how == 1 || PQsendPrepare(pg, name, sql, ps.n, ps.types)) &&
+         PQsendQueryPrepared(pg, name, ps.n, ps.values, ps.lengths, ps.formats, 0);
+  }
+  if (!ok || (!p->in_tx && !PQpipelineSync(pg)) || (PQflush(pg) < 0)) {
+    if (how == 2) session_pipeline_forget(s, name);
     p->failed_send = 1;
     return crpg_push_error(L, KIND_CONNECT, PQerrorMessage(pg));
   }
   p->sent++;
+  if (how) {
+    push_names(L, pidx);
+    lua_pushfstring(L, "%s%s", how == 2 ? "+" : "", name);
+    lua_rawseti(L, -2, p->sent);
+    lua_pop(L, 1);
+  }
   return 0;
 }
 
@@ -80,26 +108,52 @@ static int pipeline_query(lua_State *L) {
   luaL_checkstring(L, 2);
   if (!p->open) return luaL_error(L, "pipeline is closed");
   if (!p->conn->s) return luaL_error(L, "pipeline's connection is closed");
-  if (send_one(L, p, 2, 3, n < 0 ? 0 : n) != 0) return lua_error(L);
+  if (send_one(L, 1, p, 2, 3, n < 0 ? 0 : n) != 0) return lua_error(L);
   lua_pushinteger(L, p->sent);
   return 1;
 }
 
 /* Reads the results of the p->sent statements into a new array (pushed).
  * Leaves pipeline mode. */
-static void collect(lua_State *L, pipeline_handle *p, exec_target *t, double started) {
+static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, double started) {
   session *s = p->conn->s;
   PGconn *pg = s->pg;
-  int i, errors = 0, res, broken = 0;
+  int i, errors = 0, res, broken = 0, names;
+  push_names(L, pidx);
+  names = lua_gettop(L);
   if (p->in_tx && !PQpipelineSync(pg)) broken = 1;
   if (!broken && flush_all(pg) != 0) broken = 1;
   (void)PQsetnonblocking(pg, 0);
   lua_createtable(L, p->sent, 1);
   res = lua_gettop(L);
   for (i = 1; i <= p->sent; i++) {
-    PGresult *r = broken ? NULL : PQgetResult(pg);
-    ExecStatusType st = PQresultStatus(r);
+    PGresult *r, *prep_failed = NULL;
+    ExecStatusType st;
     int kind = -1;
+    const char *name;
+    lua_rawgeti(L, names, i);
+    name = lua_tostring(L, -1);   /* "+crpg_n": prepared here first; "crpg_n": cached; nil: unnamed */
+    lua_pop(L, 1);                /* still referenced by the names table */
+    if (name && name[0] == '+' && !broken) {
+      r = PQgetResult(pg);        /* the prepare */
+      if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        session_pipeline_forget(s, name + 1);
+        prep_failed = r;
+      } else {
+        PQclear(r);
+      }
+      if (!r) broken = 1;
+      else if ((r = PQgetResult(pg)) != NULL) PQclear(r), broken = 1;  /* its NULL */
+    }
+    r = broken ? NULL : PQgetResult(pg);
+    if (prep_failed) {            /* report the prepare's error, not the execute's */
+      PQclear(r);
+      r = prep_failed;
+    }
+    st = PQresultStatus(r);
+    if (r && st == PGRES_FATAL_ERROR && name &&
+        sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan)
+      session_pipeline_forget(s, name[0] == '+' ? name + 1 : name);
     if (r && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY)) {
       crpg_push_result(L, s, r);  /* clears r */
     } else if (r && st == PGRES_PIPELINE_ABORTED) {
@@ -143,6 +197,7 @@ static void collect(lua_State *L, pipeline_handle *p, exec_target *t, double sta
   }
   lua_pushinteger(L, errors);
   lua_setfield(L, res, "errors");
+  lua_remove(L, names);
 }
 
 /* Starts a pipeline on the executor at 1; pushes conn (at the returned index
@@ -161,7 +216,11 @@ static int start(lua_State *L, int *borrowed) {
   luaL_getmetatable(L, CRPG_PIPELINE_MT);
   lua_setmetatable(L, -2);
   pidx = lua_gettop(L);
+  lua_createtable(L, 1, 1);
   lua_pushvalue(L, conn_idx);
+  lua_rawseti(L, -2, 1);
+  lua_newtable(L);
+  lua_setfield(L, -2, "names");
   crpg_setuservalue(L, pidx);
   s = p->conn->s;
   if (s->stream_open) session_settle(s);
@@ -181,7 +240,7 @@ static void end(lua_State *L, int pidx, int borrowed) {
   p->open = 0;
   lua_pushvalue(L, pidx - 1);
   crpg_conn_target(L, -1, &t);
-  collect(L, p, &t, session_now());
+  collect(L, pidx, p, &t, session_now());
   if (borrowed) crpg_release_conn(p->conn);
 }
 
@@ -246,7 +305,7 @@ int crpg_batch(lua_State *L) {
     lua_rawgeti(L, 2, i);
     m = (int)lua_rawlen(L, -1);
     for (k = 1; k <= m; k++) lua_rawgeti(L, top + 1, k);
-    if (send_one(L, p, top + 2, top + 3, m - 1) != 0) break;  /* broken: collect reports it */
+    if (send_one(L, pidx, p, top + 2, top + 3, m - 1) != 0) break;  /* broken: collect reports it */
     lua_settop(L, top);
   }
   lua_settop(L, pidx);

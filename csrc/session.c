@@ -367,3 +367,44 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   if (r) return r;
   return exec_prepared(s, e, nparams, values, lengths, formats);
 }
+
+int session_pipeline_name(session *s, const char *sql, size_t len, char *name, size_t namelen) {
+  unsigned long long h;
+  stmt_entry *e;
+  char *copy;
+  if (s->cache_size == 0) return 0;
+  h = hash_sql(sql, len);
+  e = cache_find(s, h, sql, len);
+  if (e) {
+    s->cache_hits++;
+    e->last_used = ++s->tick;
+    stmt_name(name, namelen, e->id);
+    return 1;
+  }
+  if (s->cache_count == s->cache_size) return 0;  /* evicting would need a round trip */
+  copy = malloc(len + 1);
+  if (!copy) return 0;
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  s->cache_misses++;
+  e = &s->cache[s->cache_count++];
+  e->hash = h;
+  e->sql = copy;
+  e->len = len;
+  e->id = s->next_stmt_id++;
+  e->last_used = ++s->tick;
+  stmt_name(name, namelen, e->id);
+  return 2;
+}
+
+void session_pipeline_forget(session *s, const char *name) {
+  int i;
+  for (i = 0; i < s->cache_count; i++) {
+    char mine[32];
+    stmt_name(mine, sizeof mine, s->cache[i].id);
+    if (strcmp(mine, name) == 0) {
+      cache_drop(s, &s->cache[i], 0);
+      return;
+    }
+  }
+}

@@ -63,6 +63,18 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);
 
+/* For a statement sent in pipeline mode, where nothing may wait for a
+ * round trip: writes the cached statement's name for sql into name and
+ * returns 1; or adds a new entry, writes its name and returns 2 (the caller
+ * sends PQsendPrepare(name, ...) before executing it); or returns 0 when the
+ * statement must run unnamed (cache off, or full: evicting would need a
+ * DEALLOCATE round trip). */
+int session_pipeline_name(session *s, const char *sql, size_t len, char *name, size_t namelen);
+
+/* Forgets the cache entry called name without telling the server (its
+ * pipelined prepare failed, or its plan went stale). */
+void session_pipeline_forget(session *s, const char *name);
+
 /* Liveness check for an idle connection, without a round trip: 0 when usable,
  * -1 when the server already closed or terminated it. */
 int session_check_idle(session *s);

@@ -286,6 +286,9 @@ describe("coderunner-db watch", function()
         local lines = {}
         for line in out:gmatch("[^\n]+") do lines[#lines + 1] = json(line) end
         assert.equal(2, #lines)
+        assert.is_true(lines[1].ok)
+        assert.equal("watch", lines[1].command)
+        lines[1].ok, lines[1].command = nil, nil
         assert.same({ channel = "deployment_status", id = d.id, project_id = project.id,
           old_status = from, new_status = to }, lines[1])
         assert.equal("failed", lines[2].new_status)
@@ -567,7 +570,7 @@ describe("coderunner-db: the migrations directory", function()
     assert.equal(vm_dir .. "/coderunner/migrations/001_initial_schema.sql", json(out).migrations[1].file)
     rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "--json migrate create add_x", env)
     assert.equal(0, rc, out)
-    assert.equal(vm_dir .. "/coderunner/migrations/002_add_x.sql", json(out).file)
+    assert.equal(vm_dir .. "/coderunner/migrations/003_add_x.sql", json(out).file)
     assert.is_false(exists(cwd .. "/migrations"))
     -- $CODERUNNER_MIGRATIONS comes before the installed folder, --dir before both
     local own = elsewhere .. "/own"

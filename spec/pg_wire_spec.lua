@@ -248,6 +248,42 @@ describe("coderunner.pg wire features", function()
       pool:close()
     end)
 
+    it("runs statements through the statement cache, and forgets a statement whose prepare failed", function()
+      local c = assert(pg.connect("", { statement_cache = 3 }))
+      local before = c:cache_stats()
+      local results = assert(c:batch {
+        { "select $1::int as v", 1 },
+        { "select $1::int as v", 2 },
+        { "selec broken" },
+        { "select $1::int + 1 as v", 3 },
+      })
+      assert.are.equal(2, results[2][1].v)
+      assert.are.equal("42601", results[3].sqlstate)
+      assert.are.equal(4, results[4][1].v)
+      local after = c:cache_stats()
+      assert.are.equal(2, after.entries)            -- the broken one was forgotten
+      assert.are.equal(before.hits + 1, after.hits)  -- the second "select $1::int" ran by name
+      -- the cached statements work one at a time too, and the broken one never was cached
+      assert.are.equal(5, c:query("select $1::int as v", 5)[1].v)
+      assert.are.equal(c:cache_stats().hits, after.hits + 1)
+      -- inside a transaction, a prepare skipped after a failure is forgotten too
+      local ok = c:transaction(function(tx)
+        local r = assert(tx:batch { { "select 1/0 as x" }, { "select $1::text as t", "never prepared" } })
+        assert.are.equal("25P02", r[2].sqlstate)
+        return true
+      end)
+      assert.is_nil(ok)
+      assert.are.equal(3, c:cache_stats().entries) -- "select 1/0" was prepared (it failed running)
+      local misses = c:cache_stats().misses
+      assert.are.equal("now", c:query("select $1::text as t", "now")[1].t)
+      assert.are.equal(misses + 1, c:cache_stats().misses)
+      -- a full cache: new statements run unnamed
+      results = assert(c:batch { { "select 8 as eight" }, { "select 9 as nine" } })
+      assert.are.equal(9, results[2][1].nine)
+      assert.are.equal(3, c:cache_stats().entries)
+      c:close()
+    end)
+
     it("re-raises an error in the callback after the queued statements ran", function()
       local ok, msg = pcall(conn.pipeline, conn, function(p)
         p:query("insert into wire_t (id) values (1)")
