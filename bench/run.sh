@@ -27,11 +27,12 @@ pipeline_tx $((10000 * scale))
 stream 1000000"}
 cc -O2 -std=c99 -D_POSIX_C_SOURCE=200809L -I"$(pg_config --includedir)" -o build/libpq_bench bench/libpq_bench.c -lpq
 
-# The postmaster's pid: the parent of a backend.
-postmaster=$(ps -o ppid= -p "$(psql -XAtc 'select pg_backend_pid()')" | tr -d ' ')
+# The postmaster's pid (first line of postmaster.pid; needs a superuser).
+postmaster=$(psql -XAtc "select split_part(pg_read_file('postmaster.pid'), E'\\n', 1)" 2>/dev/null || true)
 ncpu=$(nproc)
 
 pin_server() { # cpu list
+  [ -n "$postmaster" ] || { echo "bench: server pid unknown: the server is not pinned" >&2; return 0; }
   taskset -a -p -c "$1" "$postmaster" >/dev/null 2>&1 || echo "bench: cannot pin the server (not its owner?)" >&2
 }
 

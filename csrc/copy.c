@@ -1,10 +1,11 @@
 /* COPY ... FROM STDIN: executor:copy_in(sql, rows), installed into the conn,
  * pool and tx metatables by module.c. Rows are encoded by params.c (the same
  * rules as query parameters) into COPY's text format (copy_text.c) and sent in
- * large chunks. The first chunk is encoded before the COPY statement is sent,
+ * chunks. The first chunk is encoded before the COPY statement is sent,
  * so a bad row in it (the whole input, for small loads) writes nothing and
  * sends nothing; a bad row later aborts the COPY (PQputCopyEnd with the
- * reason), which writes nothing either. */
+ * reason), which writes nothing either. The first chunk is 256 KiB, the
+ * later ones 64 KiB. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +13,13 @@
 #include "copy_text.h"
 #include "crpg.h"
 
-#define COPY_CHUNK (256 * 1024)
+#define FIRST_CHUNK (256 * 1024)  /* encoded before the COPY starts */
+#define COPY_CHUNK (64 * 1024)
 
 typedef struct copy_state {
   exec_target t;
   strbuf buf;
+  strbuf json;            /* scratch for one JSON value */
   int src;                /* stack index of the rows table or iterator function */
   int is_fn;
   long long rows;         /* rows encoded */
@@ -52,11 +55,76 @@ static int bad_row(lua_State *L, copy_state *c, const char *what) {
   return crpg_push_error(L, KIND_INVALID_INPUT, msg);
 }
 
+/* Appends a decimal integer. */
+static void put_int(strbuf *b, long long v) {
+  char tmp[24];
+  int n = 0;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do { tmp[n++] = (char)('0' + (int)(u % 10)); u /= 10; } while (u);
+  if (v < 0) strbuf_putc(b, '-');
+  while (n) strbuf_putc(b, tmp[--n]);
+}
+
+/* Appends the value at idx as one COPY field. The plain cases (NULL,
+ * booleans, integers, strings, plain tables as JSON) are written straight
+ * into the buffer, by the same rules as params.c; everything else (floats,
+ * pg.json, pg.array, pg.bytea, values params.c may learn later) goes through
+ * crpg_encode_params. Returns 0, or -1 with a message in err. */
+static int encode_value(lua_State *L, copy_state *c, int idx, char *err, size_t errlen) {
+  long long iv;
+  size_t len;
+  const char *str;
+  param_set ps;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      strbuf_append(&c->buf, "\\N", 2);
+      return 0;
+    case LUA_TBOOLEAN:
+      if (lua_toboolean(L, idx)) strbuf_append(&c->buf, "true", 4);
+      else strbuf_append(&c->buf, "false", 5);
+      return 0;
+    case LUA_TNUMBER:
+      if (!crpg_isinteger(L, idx, &iv)) break;
+      put_int(&c->buf, iv);
+      return 0;
+    case LUA_TSTRING:
+      str = lua_tolstring(L, idx, &len);
+      if (memchr(str, 0, len)) break;   /* params.c words the error */
+      copy_text_escape(&c->buf, str, len);
+      return 0;
+    case LUA_TTABLE:
+      if (lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        break;
+      }
+      strbuf_reset(&c->json);
+      if (crpg_json_encode(L, idx, &c->json, err, errlen) != 0) return -1;
+      if (c->json.failed) break;
+      copy_text_escape(&c->buf, c->json.data ? c->json.data : "", c->json.len);
+      return 0;
+    default:
+      if (crpg_is_null(L, idx)) {
+        strbuf_append(&c->buf, "\\N", 2);
+        return 0;
+      }
+      break;
+  }
+  lua_pushvalue(L, idx);
+  if (crpg_encode_params(L, lua_gettop(L), 1, &ps) != 0) {
+    lua_getfield(L, -1, "message");
+    snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "cannot encode the value");
+    return -1;
+  }
+  if (!ps.values[0]) strbuf_append(&c->buf, "\\N", 2);
+  else if (ps.formats[0] == 1) copy_text_bytea(&c->buf, ps.values[0], (size_t)ps.lengths[0]);
+  else copy_text_escape(&c->buf, ps.values[0], strlen(ps.values[0]));
+  return 0;
+}
+
 /* Encodes the row on top of the stack (popped) into c->buf. Returns 0, or 2
  * with nil, err pushed. */
 static int encode_row(lua_State *L, copy_state *c) {
   int row = lua_gettop(L), n, i;
-  param_set ps;
   if (!lua_istable(L, row)) {
     lua_settop(L, row - 1);
     return bad_row(L, c, "is not an array of values");
@@ -69,21 +137,17 @@ static int encode_row(lua_State *L, copy_state *c) {
     snprintf(what, sizeof what, "has %d values, the first row %d", n, c->ncols);
     return bad_row(L, c, n == 0 ? "is empty" : what);
   }
-  luaL_checkstack(L, n + 8, "too many columns");
-  for (i = 1; i <= n; i++) lua_rawgeti(L, row, i);
-  if (crpg_encode_params(L, row + 1, n, &ps) != 0) {
-    char msg[200];
-    lua_getfield(L, -1, "message");
-    luaL_gsub(L, lua_tostring(L, -1) ? lua_tostring(L, -1) : "bad value", "parameter $", "column ");
-    snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1));
-    lua_settop(L, row - 1);
-    return bad_row(L, c, msg);
-  }
-  for (i = 0; i < n; i++) {
-    if (i) strbuf_putc(&c->buf, '\t');
-    if (!ps.values[i]) strbuf_append(&c->buf, "\\N", 2);
-    else if (ps.formats[i] == 1) copy_text_bytea(&c->buf, ps.values[i], (size_t)ps.lengths[i]);
-    else copy_text_escape(&c->buf, ps.values[i], strlen(ps.values[i]));
+  for (i = 1; i <= n; i++) {
+    char err[160], msg[200];
+    lua_rawgeti(L, row, i);
+    if (i > 1) strbuf_putc(&c->buf, '\t');
+    if (encode_value(L, c, row + 1, err, sizeof err) != 0) {
+      const char *at = strstr(err, "parameter $1: ");
+      snprintf(msg, sizeof msg, "column %d: %s", i, at ? at + 14 : err);
+      lua_settop(L, row - 1);
+      return bad_row(L, c, msg);
+    }
+    lua_settop(L, row);
   }
   strbuf_putc(&c->buf, '\n');
   lua_settop(L, row - 1);
@@ -93,8 +157,9 @@ static int encode_row(lua_State *L, copy_state *c) {
 
 /* Fills c->buf up to a chunk. Returns 0, or 2 with nil, err pushed. */
 static int fill(lua_State *L, copy_state *c) {
+  size_t chunk = c->rows == 0 ? FIRST_CHUNK : COPY_CHUNK;
   strbuf_reset(&c->buf);
-  while (!c->done && c->buf.len < COPY_CHUNK) {
+  while (!c->done && c->buf.len < chunk) {
     if (!next_row(L, c)) {
       c->done = 1;
       break;
@@ -234,6 +299,7 @@ int crpg_copy_in(lua_State *L) {
   c.src = 3;  /* in copy_body's frame */
   c.is_fn = lua_isfunction(L, 3);
   strbuf_init(&c.buf);
+  strbuf_init(&c.json);
 
   lua_pushcfunction(L, copy_body);
   lua_pushlightuserdata(L, &c);
@@ -246,6 +312,7 @@ int crpg_copy_in(lua_State *L) {
     while ((r = PQgetResult(c.t.s->pg)) != NULL) PQclear(r);
   }
   strbuf_free(&c.buf);
+  strbuf_free(&c.json);
   if (borrowed) crpg_release_conn(luaL_checkudata(L, conn_idx, CRPG_CONN_MT));
   if (status != 0) return lua_error(L);
   nres = lua_gettop(L) - (conn_idx + 1);

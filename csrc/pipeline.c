@@ -85,7 +85,9 @@ static int send_one(lua_State *L, int pidx, pipeline_handle *p, int sql_idx, int
     ok = (how == 1 || PQsendPrepare(pg, name, sql, ps.n, ps.types)) &&
          PQsendQueryPrepared(pg, name, ps.n, ps.values, ps.lengths, ps.formats, 0);
   }
-  if (!ok || (!p->in_tx && !PQpipelineSync(pg)) || (PQflush(pg) < 0)) {
+  /* no flush here: libpq sends once 8 KiB are queued (the non-blocking
+   * connection never waits), and collect flushes the rest */
+  if (!ok || (!p->in_tx && !PQpipelineSync(pg))) {
     if (how == 2) session_pipeline_forget(s, name);
     p->failed_send = 1;
     return crpg_push_error(L, KIND_CONNECT, PQerrorMessage(pg));
