@@ -13,12 +13,11 @@
 #define CRPG_POOL_MT       "coderunner.pg.pool"
 #define CRPG_TX_MT         "coderunner.pg.tx"
 #define CRPG_ERROR_MT      "coderunner.pg.error"
-#define CRPG_NULL_MT       "coderunner.pg.null"
 #define CRPG_JSON_MT       "coderunner.pg.json"        /* pg.json(v) parameter wrapper */
 #define CRPG_ARRAY_MT      "coderunner.pg.array"       /* pg.array(t) parameter wrapper */
 #define CRPG_BYTEA_MT      "coderunner.pg.bytea"       /* pg.bytea(s) parameter wrapper */
 #define CRPG_JSON_ARRAY_MT "coderunner.pg.json_array"  /* marks decoded JSON arrays */
-#define CRPG_NULL_KEY      "coderunner.pg.null_value"  /* registry: the pg.null userdata */
+#define CRPG_TYPES_KEY     "coderunner.pg.types"       /* registry: pg.register_type decoders */
 
 /* Error kinds; the order indexes the pool's error counters. */
 typedef enum {
@@ -61,6 +60,7 @@ void crpg_open_error(lua_State *L);                                            /
 #define PARAM_NUMBUF 40
 typedef struct param_set {
   int n;
+  int arrays;                 /* how many are pg.array values */
   const char **values;
   int *lengths;
   int *formats;
@@ -72,13 +72,22 @@ typedef struct param_set {
   char inline_numbers[PARAMS_INLINE][PARAM_NUMBUF];
 } param_set;
 int crpg_encode_params(lua_State *L, int first, int n, param_set *ps);
+/* 0 when sql uses exactly $1..$n; else pushes nil, err (invalid_input), -1. */
+int crpg_check_param_count(lua_State *L, const char *sql, size_t len, int n);
+/* Re-encodes the pg.array parameters whose element type (as the server
+ * infers it for sql) separates elements with something else than ',' (box
+ * uses ';'). 0, or -1 with nil, err pushed. */
+int crpg_fix_array_delims(lua_State *L, session *s, const char *sql, size_t len, int first, param_set *ps);
 
 /* json_value.c */
 int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen); /* 0 or -1 */
 int crpg_json_decode(lua_State *L, const char *text, size_t len);               /* pushes value; 0 or -1 */
 
-/* result.c: pushes the rows of r (and affected_rows, command). */
-void crpg_push_result(lua_State *L, session *s, PGresult *r);
+/* result.c: pushes the rows of r (with columns, affected_rows, command) and
+ * returns 1, or pushes nil, err and returns 2 when a value cannot be decoded.
+ * hooks: stack index of the executor's hooks table, or 0. Clears r. */
+int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks);
+void crpg_open_result(lua_State *L);        /* pg.register_type */
 
 /* conn.c */
 conn_handle *crpg_check_conn(lua_State *L, int idx);
@@ -103,9 +112,9 @@ int crpg_transaction(lua_State *L);         /* executor:transaction(fn, opts) */
 int crpg_begin(lua_State *L);               /* executor:begin(opts) */
 void crpg_open_tx(lua_State *L);
 
-/* Shared helpers (module.c). */
-void crpg_push_null(lua_State *L);
-int crpg_is_null(lua_State *L, int idx);
+/* Shared helpers (module.c). pg.null is the light userdata NULL (cjson.null, ngx.null). */
+#define crpg_push_null(L) lua_pushlightuserdata((L), NULL)
+#define crpg_is_null(L, idx) (lua_type((L), (idx)) == LUA_TLIGHTUSERDATA && lua_touserdata((L), (idx)) == NULL)
 void crpg_set_hooks(lua_State *L, int ud, int hooks);   /* uservalue = hooks table (or a new one) */
 /* Registers metatable `name` with its metamethods, methods as __index. */
 void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);

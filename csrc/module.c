@@ -11,20 +11,6 @@
 
 #define CRPG_VERSION "0.1.0"
 
-void crpg_push_null(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-}
-
-int crpg_is_null(lua_State *L, int idx) {
-  int same;
-  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-  idx = lua_absindex(L, idx);
-  crpg_push_null(L);
-  same = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return same;
-}
-
 void crpg_set_hooks(lua_State *L, int ud, int hooks) {
   ud = lua_absindex(L, ud);
   if (hooks) lua_pushvalue(L, hooks);
@@ -158,11 +144,6 @@ static int pg_monotonic(lua_State *L) {
   return 1;
 }
 
-static int null_tostring(lua_State *L) {
-  lua_pushliteral(L, "pg.null");
-  return 1;
-}
-
 static void new_marker_mt(lua_State *L, const char *name) {
   luaL_newmetatable(L, name);
   lua_pushstring(L, name);
@@ -193,27 +174,15 @@ int luaopen_coderunner_pg(lua_State *L) {
   new_marker_mt(L, CRPG_BYTEA_MT);
   new_marker_mt(L, CRPG_JSON_ARRAY_MT);
 
-  /* pg.null: one userdata per Lua state, kept in the registry */
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newuserdatauv(L, 1, 0);
-    luaL_newmetatable(L, CRPG_NULL_MT);
-    lua_pushcfunction(L, null_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-  }
-
   lua_newtable(L);
-  lua_insert(L, -2);
+  crpg_push_null(L); /* pg.null: the light userdata NULL, as cjson.null and ngx.null */
   lua_setfield(L, -2, "null");
   luaL_setfuncs(L, functions, 0);
   crpg_open_error(L);
   crpg_open_conn(L);
   crpg_open_pool(L);
   crpg_open_tx(L);
+  crpg_open_result(L);
   luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
   lua_setfield(L, -2, "json_array_mt");
   lua_pushliteral(L, CRPG_VERSION);

@@ -164,7 +164,7 @@ static error_kind core_acquire(pool_core *p, session **out, char *err, size_t er
       pthread_mutex_unlock(&p->mu);
       if (!s) {
         snprintf(err, errlen, "%s", msg);
-        return KIND_CONNECT;
+        return timed_out ? KIND_TIMEOUT : KIND_CONNECT;
       }
       *out = s;
       return KIND_COUNT;

@@ -154,9 +154,15 @@ static void free_notices(notice *n) {
   }
 }
 
+static void entry_free(stmt_entry *e) {
+  free(e->sql);
+  free(e->types);
+  free(e->described);
+}
+
 void session_cache_clear(session *s) {
   int i;
-  for (i = 0; i < s->cache_count; i++) free(s->cache[i].sql);
+  for (i = 0; i < s->cache_count; i++) entry_free(&s->cache[i]);
   s->cache_count = 0;
 }
 
@@ -166,6 +172,7 @@ void session_close(session *s) {
   if (s->pg) PQfinish(s->pg);
   session_cache_clear(s);
   free(s->cache);
+  pgtype_cache_free(&s->types);
   free_notices(s->notices);
   free(s);
 }
@@ -203,22 +210,36 @@ int session_check_idle(session *s) {
   return 0;
 }
 
-/* FNV-1a over the SQL text. */
-static unsigned long long hash_sql(const char *sql, size_t len) {
+/* FNV-1a over the SQL text and the parameter types. */
+static unsigned long long hash_sql(const char *sql, size_t len, int nparams, const Oid *types) {
   unsigned long long h = 1469598103934665603ULL;
   size_t i;
   for (i = 0; i < len; i++) {
     h ^= (unsigned char)sql[i];
     h *= 1099511628211ULL;
   }
+  for (i = 0; i < (size_t)nparams; i++) {
+    h ^= (unsigned long long)(types ? types[i] : 0) + 0x9e37U;
+    h *= 1099511628211ULL;
+  }
   return h;
 }
 
-static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len) {
+static int same_types(const stmt_entry *e, int nparams, const Oid *types) {
+  int i;
+  if (e->nparams != nparams) return 0;
+  for (i = 0; i < nparams; i++)
+    if (e->types[i] != (types ? types[i] : 0)) return 0;
+  return 1;
+}
+
+static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len,
+                              int nparams, const Oid *types) {
   int i;
   for (i = 0; i < s->cache_count; i++) {
     stmt_entry *e = &s->cache[i];
-    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e;
+    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0 && same_types(e, nparams, types))
+      return e;
   }
   return NULL;
 }
@@ -238,7 +259,7 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
     r = PQexec(s->pg, sql);
     PQclear(r);
   }
-  free(e->sql);
+  entry_free(e);
   *e = s->cache[--s->cache_count];
 }
 
@@ -270,21 +291,30 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   PGresult *r;
   stmt_entry *e;
   char *copy;
+  Oid *typecopy;
+  int i;
 
   if (s->cache_count == s->cache_size) {
-    int i, lru = 0;
+    int lru = 0;
     for (i = 1; i < s->cache_count; i++)
       if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
     cache_drop(s, &s->cache[lru], 1);
   }
   copy = malloc(len + 1);
-  if (!copy) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+  if (!copy || !typecopy) {
+    free(copy);
+    free(typecopy);
+    return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  }
+  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
   memcpy(copy, sql, len);
   copy[len] = '\0';
   stmt_name(name, sizeof name, s->next_stmt_id);
   r = PQprepare(s->pg, name, copy, nparams, types);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     free(copy);
+    free(typecopy);
     return r;
   }
   PQclear(r);
@@ -292,6 +322,9 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->hash = h;
   e->sql = copy;
   e->len = len;
+  e->types = typecopy;
+  e->nparams = nparams;
+  e->described = NULL;
   e->id = s->next_stmt_id++;
   e->last_used = 0;
   *out = e;
@@ -311,8 +344,8 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
     return PQexecParams(s->pg, sql, nparams, types, values, lengths, formats, 0);
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
-  h = hash_sql(sql, sql_len);
-  e = cache_find(s, h, sql, sql_len);
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
   if (e) {
     s->cache_hits++;
     *cache_hit = 1;
@@ -333,4 +366,49 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   r = prepare(s, sql, sql_len, h, nparams, types, &e);
   if (r) return r;
   return exec_prepared(s, e, nparams, values, lengths, formats);
+}
+
+/* Copies the parameter types of a described statement into out. */
+static PGresult *describe(session *s, const char *name, int nparams, Oid *out) {
+  PGresult *r = PQdescribePrepared(s->pg, name);
+  int i;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+  for (i = 0; i < nparams; i++) out[i] = i < PQnparams(r) ? PQparamtype(r, i) : 0;
+  PQclear(r);
+  return NULL;
+}
+
+PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int nparams,
+                              const Oid *types, Oid *out) {
+  unsigned long long h;
+  stmt_entry *e;
+  PGresult *r;
+  char name[32];
+
+  if (s->cache_size == 0) { /* the unnamed statement, replaced by the next one */
+    r = PQprepare(s->pg, "", sql, nparams, types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    return describe(s, "", nparams, out);
+  }
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
+  if (!e) {
+    s->cache_misses++;
+    if ((r = prepare(s, sql, sql_len, h, nparams, types, &e)) != NULL) return r;
+    e->last_used = ++s->tick;
+  }
+  if (!e->described) {
+    Oid *d = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+    if (!d) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+    stmt_name(name, sizeof name, e->id);
+    if ((r = describe(s, name, nparams, d)) != NULL) {
+      free(d);
+      if (is_stale_plan(r)) cache_drop(s, e, 0);
+      return r;
+    }
+    e->described = d;
+  }
+  memcpy(out, e->described, sizeof(Oid) * (size_t)nparams);
+  return NULL;
 }
