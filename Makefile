@@ -20,10 +20,11 @@ LDFLAGS    ?=
 LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
 
 BUILD      := build/$(LUA)
-PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c csrc/pgtype.c \
+PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
               csrc/json.c csrc/sql_split.c
 LUA_SRC    := csrc/module.c csrc/error.c csrc/conn.c csrc/pool.c csrc/tx.c \
-              csrc/result.c csrc/params.c csrc/json_value.c csrc/session.c
+              csrc/result.c csrc/params.c csrc/json_value.c csrc/session.c \
+              csrc/pgtype.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(LUA_SRC))
 SO         := $(BUILD)/coderunner/pg.so
 

@@ -320,8 +320,10 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
     lua_pushlstring(L, status, verb);
     lua_setfield(L, res, "command");
   }
-  lua_replace(L, base + 1); /* over the scratch values */
-  lua_settop(L, base + 1);
+  if (res > base + 1) {
+    lua_replace(L, base + 1); /* over the scratch values */
+    lua_settop(L, base + 1);
+  }
   s->decoding = NULL;
   PQclear(r);
   return 1;
