@@ -332,8 +332,7 @@ static int read_number(lua_State *L, const char *key, double dflt, double min, d
 int crpg_pool_new(lua_State *L) {
   double min, max, idle, connect, acquire, lifetime, cache, slow;
   const char *conninfo;
-  char err[256], *perr = NULL;
-  PQconninfoOption *parsed;
+  char err[512];
   pool_handle *h;
   pool_core *p;
 
@@ -354,20 +353,7 @@ int crpg_pool_new(lua_State *L) {
   if (min > max) return crpg_push_error(L, KIND_INVALID_INPUT, "pool option min must not exceed max");
   if (max > 10000 || cache > 100000) return crpg_push_error(L, KIND_INVALID_INPUT, "pool option max or statement_cache is too large");
 
-  parsed = PQconninfoParse(conninfo, &perr);
-  if (!parsed) {
-    strbuf b;
-    strbuf_init(&b);
-    strbuf_puts(&b, "invalid conninfo: ");
-    /* libpq quotes the offending part, which may hold the password: say less */
-    strbuf_puts(&b, perr && strstr(perr, "password") == NULL ? perr : "could not parse it");
-    if (perr) PQfreemem(perr);
-    lua_pushnil(L);
-    crpg_new_error(L, KIND_INVALID_INPUT, b.data ? b.data : "invalid conninfo");
-    strbuf_free(&b);
-    return 2;
-  }
-  PQconninfoFree(parsed);
+  if (session_check_conninfo(conninfo, err, sizeof err)) return crpg_push_error(L, KIND_INVALID_INPUT, err);
 
   lua_newtable(L); /* 3: hooks */
   lua_getfield(L, 1, "logger");

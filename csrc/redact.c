@@ -176,32 +176,42 @@ static int looks_secret(const char *s, const char *end)
   return 0;
 }
 
+/* The '@' that ends a URL's user:password@ as the redactor reads it, or NULL;
+ * *query is set to the '?' that starts the query (or end). p: after "://".
+ * user:password@ ends at the last '@' before the query, so that a password
+ * holding a raw '@' or '/' is still masked whole; a raw '?' in the password
+ * ("u:pa?ss@host") is recognised because an '@' after the '?' but before any
+ * '=' or '&' cannot be in a query parameter. */
+static const char *userinfo_end(const char *p, const char *end, const char **query)
+{
+  const char *at;
+
+  *query = first_char(p, end, '?');
+  if (*query == NULL)
+    *query = end;
+  at = last_char(p, *query, '@');
+  if (at == NULL && *query < end) {
+    const char *q = *query + 1;
+    while (q < end && *q != '=' && *q != '&' && *q != '@')
+      q++;
+    if (q < end && *q == '@') {
+      at = q;
+      *query = first_char(at, end, '?');
+      if (*query == NULL)
+        *query = end;
+    }
+  }
+  return at;
+}
+
 /* A postgres:// URL. */
 static void redact_url(strbuf *out, const char *s, size_t prefix)
 {
   const char *end = s + strlen(s);
   const char *p = s + prefix;
-  const char *query = first_char(p, end, '?');
-  const char *at, *colon;
+  const char *query, *at, *colon;
 
-  if (query == NULL)
-    query = end;
-  /* user:password@ ends at the last '@' before the query: a password holding a
-   * raw '@' or '/' is still masked whole. */
-  at = last_char(p, query, '@');
-  if (at == NULL && query < end) {
-    /* A raw '?' in the password: "u:pa?ss@host". An '@' after the '?' but before
-     * any '=' or '&' cannot be in a query parameter. */
-    const char *q = query + 1;
-    while (q < end && *q != '=' && *q != '&' && *q != '@')
-      q++;
-    if (q < end && *q == '@') {
-      at = q;
-      query = first_char(at, end, '?');
-      if (query == NULL)
-        query = end;
-    }
-  }
+  at = userinfo_end(p, end, &query);
   colon = at ? first_char(p, at, ':') : NULL;
   if (colon != NULL) {
     strbuf_append(out, s, (size_t)(colon + 1 - s));
@@ -340,4 +350,56 @@ void redact_secret(strbuf *out, const char *msg, const char *secret)
     }
   }
   strbuf_append(out, run, (size_t)(end - run));
+}
+
+/* 1 when libpq would read a URL's user:password@ differently from
+ * redact_conninfo (see redact.h). */
+int redact_ambiguous(const char *conninfo)
+{
+  const char *s = conninfo, *p, *end, *query, *ours, *theirs;
+  size_t prefix;
+
+  if (conninfo == NULL)
+    return 0;
+  while (is_space(*s))
+    s++;
+  prefix = uri_prefix(s);
+  if (prefix == 0)
+    return 0;
+  p = s + prefix;
+  end = s + strlen(s);
+  ours = userinfo_end(p, end, &query);
+  /* libpq (conninfo_uri_parse_options): the first '@' before any '/' */
+  for (theirs = p; theirs < end && *theirs != '@' && *theirs != '/'; theirs++)
+    ;
+  if (theirs == end || *theirs != '@')
+    theirs = NULL;
+  if (ours == NULL || first_char(p, ours, ':') == NULL)
+    return 0; /* no password in the userinfo either way */
+  return ours != theirs;
+}
+
+/* Appends msg with the text of every double-quoted span replaced by "***". */
+void redact_quoted(strbuf *out, const char *msg)
+{
+  const char *p = msg, *open, *close;
+
+  if (msg == NULL)
+    return;
+  while ((open = strchr(p, '"')) != NULL && (close = strchr(open + 1, '"')) != NULL) {
+    strbuf_append(out, p, (size_t)(open + 1 - p));
+    if (close - open > 2)
+      strbuf_puts(out, MASK);
+    else
+      strbuf_append(out, open + 1, (size_t)(close - open - 1));
+    strbuf_putc(out, '"');
+    p = close + 1;
+  }
+  if (strchr(p, '"') != NULL) { /* an unterminated quote: mask to the end */
+    open = strchr(p, '"');
+    strbuf_append(out, p, (size_t)(open + 1 - p));
+    strbuf_puts(out, MASK);
+    return;
+  }
+  strbuf_puts(out, p);
 }

@@ -18,4 +18,17 @@ void redact_conninfo(strbuf *out, const char *conninfo);
  * A NULL or empty secret appends msg unchanged. */
 void redact_secret(strbuf *out, const char *msg, const char *secret);
 
+/* 1 when conninfo is a URL whose user:password@ libpq splits elsewhere than
+ * redact_conninfo masks: libpq ends it at the first '@' before any '/'
+ * (conninfo_uri_parse_options), the redactor at the last '@' before the
+ * query. "postgres://u:p@ss@host" (libpq: password "p", host "ss@host") and
+ * "postgres://u:pa/ss@host" (libpq: host "u", port "pa") are ambiguous: a raw
+ * '@' or '/' in the password must be percent-encoded. Else 0. */
+int redact_ambiguous(const char *conninfo);
+
+/* Appends msg with the text inside every pair of double quotes (libpq quotes
+ * the values it complains about) replaced by "***"; one-character quotes
+ * ("=") stay. */
+void redact_quoted(strbuf *out, const char *msg);
+
 #endif

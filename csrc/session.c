@@ -20,27 +20,72 @@ double session_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Copies libpq's message into err, trimmed, with the conninfo's password masked. */
+/* Copies libpq's message into err, trimmed, with every password it could
+ * quote masked: the conninfo's password and sslpassword as libpq parsed them
+ * (which is what redact_conninfo masks: session_check_conninfo refused the
+ * rest) and PGPASSWORD. */
 static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
   PQconninfoOption *opts, *o;
-  const char *password = NULL;
-  strbuf b;
+  const char *secrets[4];
+  int n_secrets = 0, i;
+  strbuf a, b;
   size_t n;
   char *errmsg = NULL;
 
   opts = PQconninfoParse(conninfo, &errmsg);
   if (errmsg) PQfreemem(errmsg);
   for (o = opts; o && o->keyword; o++)
-    if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0]) password = o->val;
-  strbuf_init(&b);
-  redact_secret(&b, msg ? msg : "unknown error", password);
+    if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) && o->val && o->val[0])
+      secrets[n_secrets++] = o->val;
+  if (getenv("PGPASSWORD") && getenv("PGPASSWORD")[0]) secrets[n_secrets++] = getenv("PGPASSWORD");
+  strbuf_init(&a);
+  strbuf_puts(&a, msg ? msg : "unknown error");
+  for (i = 0; i < n_secrets; i++) {
+    strbuf_init(&b);
+    redact_secret(&b, a.data ? a.data : "", secrets[i]);
+    strbuf_free(&a);
+    a = b;
+  }
   if (opts) PQconninfoFree(opts);
-  n = b.failed || !b.data ? 0 : b.len;
-  while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+  n = a.failed || !a.data ? 0 : a.len;
+  while (n > 0 && (a.data[n - 1] == '\n' || a.data[n - 1] == ' ')) n--;
   if (n >= errlen) n = errlen - 1;
-  if (n) memcpy(err, b.data, n);
+  if (n) memcpy(err, a.data, n);
   err[n] = '\0';
+  strbuf_free(&a);
+}
+
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen) {
+  char *perr = NULL;
+  PQconninfoOption *opts;
+  strbuf b;
+
+  if (!conninfo) return 0;
+  strbuf_init(&b);
+  if (redact_ambiguous(conninfo)) {
+    strbuf_puts(&b, "invalid conninfo: the URL's user:password@ has a raw '@' or '/' "
+                    "(libpq would read part of the password as the host): percent-encode "
+                    "them as %40 and %2F: ");
+    redact_conninfo(&b, conninfo);
+  } else if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
+    size_t n;
+    /* libpq quotes the offending text, which may be part of the password */
+    strbuf_puts(&b, "invalid conninfo (");
+    redact_quoted(&b, perr ? perr : "out of memory");
+    n = b.len;
+    while (n > 0 && b.data && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+    b.len = n;
+    strbuf_puts(&b, "): ");
+    redact_conninfo(&b, conninfo);
+    if (perr) PQfreemem(perr);
+  } else {
+    PQconninfoFree(opts);
+    strbuf_free(&b);
+    return 0;
+  }
+  snprintf(err, errlen, "%s", b.failed || !b.data ? "invalid conninfo" : b.data);
   strbuf_free(&b);
+  return -1;
 }
 
 /* libpq calls this for every NoticeResponse, including a FATAL that arrives
@@ -97,7 +142,10 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   session *s;
 
   *timed_out = 0;
-  values[0] = "UTF8";
+  if (session_check_conninfo(conninfo, err, errlen)) return NULL;
+  /* UTF8 unless the caller chose: a client_encoding in the conninfo (it comes
+   * later, so it wins) or PGCLIENTENCODING (which an explicit value would hide) */
+  values[0] = getenv("PGCLIENTENCODING") && getenv("PGCLIENTENCODING")[0] ? NULL : "UTF8";
   values[1] = "coderunner-db";
   values[2] = conninfo ? conninfo : "";
   values[3] = NULL;

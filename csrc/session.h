@@ -56,6 +56,11 @@ double session_now(void);
 session *session_open(const char *conninfo, double timeout, int cache_size,
                       char *err, size_t errlen, int *timed_out);
 
+/* 0 when libpq can parse conninfo and reads its password where the
+ * redactor masks it; else -1 with a message in err that holds no part of the
+ * password (libpq's own message has its quoted text masked). */
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen);
+
 /* Closes the connection and frees everything. NULL is fine. */
 void session_close(session *s);
 

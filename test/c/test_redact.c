@@ -153,6 +153,47 @@ static void test_secret(void)
   SECRET(NULL, "x", "");
 }
 
+#define QUOTED(msg, want) quoted_case(__FILE__, __LINE__, msg, want)
+
+static void quoted_case(const char *file, int line, const char *msg, const char *want)
+{
+  strbuf b;
+
+  strbuf_init(&b);
+  redact_quoted(&b, msg);
+  test_check_mem(file, line, msg, b.data ? b.data : "", b.len, want, strlen(want));
+  strbuf_free(&b);
+}
+
+/* Where libpq and the redactor would split user:password@ differently. */
+static void test_ambiguous(void)
+{
+  CHECK_INT(redact_ambiguous("postgres://u:p@ssw0rd@127.0.0.1:1/db"), 1);
+  CHECK_INT(redact_ambiguous("postgres://u:pa/ss@host/db"), 1);
+  CHECK_INT(redact_ambiguous("  postgresql://u:a@b@c@host"), 1);
+  CHECK_INT(redact_ambiguous("postgres://u:pw@h/db@x"), 1);      /* '@' in the path: encode it */
+  CHECK_INT(redact_ambiguous("postgres://u:p%40ss@h/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://u:pa?ss@host/db"), 0);   /* libpq reads pa?ss too */
+  CHECK_INT(redact_ambiguous("postgres://u:pa:ss@host/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://u:pw#frag@h/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://h:5432/db?user=a@b"), 0);
+  CHECK_INT(redact_ambiguous("postgres://h/db@x"), 0);            /* no password anywhere */
+  CHECK_INT(redact_ambiguous("postgres://u@h/db"), 0);
+  CHECK_INT(redact_ambiguous("host=h password=p@ss@x"), 0);       /* keywords: one reading */
+  CHECK_INT(redact_ambiguous(""), 0);
+  CHECK_INT(redact_ambiguous(NULL), 0);
+}
+
+static void test_quoted(void)
+{
+  QUOTED("invalid percent-encoded token: \"p%4\"", "invalid percent-encoded token: \"***\"");
+  QUOTED("missing \"=\" after \"secret\" in connection info string",
+         "missing \"=\" after \"***\" in connection info string");
+  QUOTED("no quotes here", "no quotes here");
+  QUOTED("unterminated \"secr", "unterminated \"***");
+  QUOTED("\"\"", "\"\"");
+}
+
 void test_redact(void)
 {
   test_urls();
@@ -160,4 +201,6 @@ void test_redact(void)
   test_unparsable();
   test_null_and_append();
   test_secret();
+  test_ambiguous();
+  test_quoted();
 }
