@@ -96,7 +96,15 @@ static void append_bytea_element(strbuf *b, const char *s, size_t len) {
 /* The sub-array at idx, or 0: a plain table that is a list, or pg.array(t). */
 static int sub_array(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
-  if (!lua_getmetatable(L, idx)) return idx;
+  if (!lua_getmetatable(L, idx)) {
+    if (lua_rawlen(L, idx) > 0) return idx; /* a list */
+    lua_pushnil(L);
+    if (lua_next(L, idx)) {
+      lua_pop(L, 2);
+      return 0;                             /* an object: refused as an element */
+    }
+    return idx;                             /* an empty table */
+  }
   lua_pop(L, 1);
   if (has_mt(L, idx, CRPG_ARRAY_MT)) {
     lua_rawgeti(L, idx, 1);

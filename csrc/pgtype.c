@@ -9,7 +9,8 @@
  * arrays, whose output is array_out), typbasetype, typtype, typdelim, typname.
  * Sorted by oid. Generated with
  *   SELECT oid, typname, typtype, typdelim, CASE WHEN typoutput = 'array_out'::regproc
- *   THEN typelem ELSE 0 END FROM pg_type WHERE oid < 10000 AND typtype <> 'c' ORDER BY oid */
+ *   THEN typelem ELSE 0 END FROM pg_type WHERE oid < 10000 AND typtype <> 'c' ORDER BY oid
+ * (int2vector and oidvector have an element type but print "1 2": not arrays here). */
 static const pgtype_info builtins[] = {
   {16, 0, 0, 'b', ',', "bool"},
   {17, 0, 0, 'b', ',', "bytea"},
@@ -129,7 +130,7 @@ static const pgtype_info builtins[] = {
   {2280, 0, 0, 'p', ',', "language_handler"},
   {2281, 0, 0, 'p', ',', "internal"},
   {2283, 0, 0, 'p', ',', "anyelement"},
-  {2287, 0, 0, 'p', ',', "_record"},
+  {2287, 2249, 0, 'p', ',', "_record"},
   {2776, 0, 0, 'p', ',', "anynonarray"},
   {2949, 2970, 0, 'b', ',', "_txid_snapshot"},
   {2950, 0, 0, 'b', ',', "uuid"},

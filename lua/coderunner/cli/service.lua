@@ -136,10 +136,12 @@ local function reporter(common)
 end
 
 -- Stops the walkthrough with a readable message when an operation failed.
-local function must(r, value, err, what)
+-- Returns value, or stops the walkthrough naming the failed step and its error.
+-- what: the step ("create_user", ...); value, err: what the step returned.
+local function must(r, what, value, err)
   if value == nil and err ~= nil then
     r.failed = true
-    error({ walkthrough = true, message = what .. ": " .. tostring(err) }, 0)
+    error({ walkthrough = true, message = tostring(what) .. ": " .. tostring(err) }, 0)
   end
   return value
 end
@@ -175,58 +177,58 @@ local function demo(svc, r)
   r.step("Connect")
   r.say("connection: %s", svc.conninfo_redacted ~= "" and svc.conninfo_redacted or "(PG* environment)")
   local h = svc:health()
-  must(r, h.status == "healthy" and h or nil, h.error, "health")
+  must(r, "health", h.status == "healthy" and h or nil, h.error)
   r.say("PostgreSQL %s, database %s, round trip %.2f ms", h.server_version, h.database, h.latency_ms)
 
   r.step("Migrate")
-  local report = must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
+  local report = must(r, "up", migrate.up(svc.pool, { dir = M.migrations_dir }))
   r.say("%d migration(s) applied from %s; schema at version %s", #(report.applied or {}), M.migrations_dir,
     tostring(report.current))
 
-  local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
+  local suffix = must(r, "query", svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
 
   r.step("Create a user")
   local email = ("demo-%s@example.com"):format(suffix)
-  local user = must(r, svc:create_user(email, "$2b$12$demo.hash.never.printed", "pro"))
+  local user = must(r, "create_user", svc:create_user(email, "$2b$12$demo.hash.never.printed", "pro"))
   r.say("user %s <%s> plan %s, created %s", user.id, user.email, user.plan_type, user.created_at)
-  r.say("found again by email: %s", tostring(must(r, svc:get_user_by_email(email)).id == user.id))
-  user = must(r, svc:update_user(user.id, { plan_type = "enterprise" }))
+  r.say("found again by email: %s", tostring(must(r, "get_user_by_email", svc:get_user_by_email(email)).id == user.id))
+  user = must(r, "update_user", svc:update_user(user.id, { plan_type = "enterprise" }))
   r.say("plan updated to %s", user.plan_type)
 
   r.step("Create a project")
-  local project = must(r, svc:create_project(user.id, "demo-app", "A project made by the demo"))
+  local project = must(r, "create_project", svc:create_project(user.id, "demo-app", "A project made by the demo"))
   r.say("project %s %q owned by %s", project.id, project.name, project.user_id)
 
   r.step("Create deployments")
-  local web = must(r, svc:create_deployment(project.id, {
+  local web = must(r, "create_deployment", svc:create_deployment(project.id, {
     runtime_type = "node18", app_sandbox_id = "sbx-" .. suffix,
     public_url = ("https://demo-%s.example.com"):format(suffix), db_sandbox_id = "db-" .. suffix,
     db_connection_info = { host = "10.0.0.5", port = 5432, options = { ssl = true, pool = { max = 5 } } },
   }))
-  local worker = must(r, svc:create_deployment(project.id, { runtime_type = "python3.11" }))
+  local worker = must(r, "create_deployment", svc:create_deployment(project.id, { runtime_type = "python3.11" }))
   r.say("deployment %s (%s) status %s", web.id, web.runtime_type, web.status)
   r.say("deployment %s (%s) status %s", worker.id, worker.runtime_type, worker.status)
   r.say("db_connection_info round-trips as a table: options.pool.max = %s",
-    tostring(must(r, svc:get_deployment_by_id(web.id)).db_connection_info.options.pool.max))
+    tostring(must(r, "get_deployment_by_id", svc:get_deployment_by_id(web.id)).db_connection_info.options.pool.max))
 
   r.step("Move statuses")
   for _, to in ipairs({ "building", "deploying", "running" }) do
-    local d = must(r, svc:update_deployment_status(web.id, to))
+    local d = must(r, "update_deployment_status", svc:update_deployment_status(web.id, to))
     r.say("%s -> %s", web.id:sub(1, 8), d.status)
   end
-  must(r, svc:update_deployment_status(worker.id, "failed"))
+  must(r, "update_deployment_status", svc:update_deployment_status(worker.id, "failed"))
   r.say("%s -> failed", worker.id:sub(1, 8))
   local _, refused = svc:update_deployment_status(web.id, "building")
   r.say("running -> building refused: %s", tostring(refused))
 
   r.step("Joins")
-  local pw = must(r, svc:get_project_with_user(project.id))
+  local pw = must(r, "get_project_with_user", svc:get_project_with_user(project.id))
   r.say("project %q with user %s (user fields: %s)", pw.name, pw.user.email, keys_of(pw.user))
-  local dd = must(r, svc:get_deployment_with_details(web.id))
+  local dd = must(r, "get_deployment_with_details", svc:get_deployment_with_details(web.id))
   r.say("deployment %s of project %q of user %s", dd.id:sub(1, 8), dd.project.name, dd.user.email)
-  r.say("running deployments of the user: %d", must(r, svc:get_running_deployment_count_by_user(user.id)))
-  r.say("deployments of the project, newest first: %d", #must(r, svc:get_deployments_by_project_id(project.id, 10, 0)))
-  r.say("failed deployments (first page): %d", #must(r, svc:get_deployments_by_status("failed", 10, 0)))
+  r.say("running deployments of the user: %d", must(r, "get_running_deployment_count_by_user", svc:get_running_deployment_count_by_user(user.id)))
+  r.say("deployments of the project, newest first: %d", #must(r, "get_deployments_by_project_id", svc:get_deployments_by_project_id(project.id, 10, 0)))
+  r.say("failed deployments (first page): %d", #must(r, "get_deployments_by_status", svc:get_deployments_by_status("failed", 10, 0)))
 
   r.step("A transaction that rolls back")
   local _, terr = svc:execute_in_transaction(function(tx)
@@ -238,7 +240,7 @@ local function demo(svc, r)
   r.say("rolled back (%s); the user and project are gone: %s", tostring(terr), tostring(gone))
 
   r.step("Statistics")
-  local s = must(r, svc:get_system_stats())
+  local s = must(r, "get_system_stats", svc:get_system_stats())
   r.value("stats", s)
   r.say("users %d (pro %d, enterprise %d), projects %d, deployments %d (running %d), database %s",
     s.users.total, s.users.by_plan.pro, s.users.by_plan.enterprise, s.projects.total, s.deployments.total,
@@ -250,7 +252,7 @@ local function demo(svc, r)
   r.say("%s, %.2f ms; pool %d connections, %d queries", h.status, h.latency_ms or 0, h.pool.total, h.pool.queries)
 
   r.step("Clean up")
-  r.say("delete user: %s", tostring(must(r, svc:delete_user(user.id))))
+  r.say("delete user: %s", tostring(must(r, "delete_user", svc:delete_user(user.id))))
   r.say("project gone with it (cascade): %s", tostring(svc:get_project_by_id(project.id) == nil))
   r.say("deployment gone with it (cascade): %s", tostring(svc:get_deployment_by_id(web.id) == nil))
 end
@@ -278,12 +280,12 @@ end
 
 local function errors_walkthrough(svc, r)
   r.step("Set up")
-  must(r, migrate.up(svc.pool, { dir = M.migrations_dir }))
-  local suffix = must(r, svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
+  must(r, "up", migrate.up(svc.pool, { dir = M.migrations_dir }))
+  local suffix = must(r, "query", svc:query("SELECT substr(md5(random()::text), 1, 8) AS s"))[1].s
   local email = ("errors-%s@example.com"):format(suffix)
-  local user = must(r, svc:create_user(email, "hash-never-printed"))
-  local project = must(r, svc:create_project(user.id, "errors-demo"))
-  local d = must(r, svc:create_deployment(project.id, { runtime_type = "go1.22" }))
+  local user = must(r, "create_user", svc:create_user(email, "hash-never-printed"))
+  local project = must(r, "create_project", svc:create_project(user.id, "errors-demo"))
+  local d = must(r, "create_deployment", svc:create_deployment(project.id, { runtime_type = "go1.22" }))
   r.say("user %s, project %s, deployment %s", user.id:sub(1, 8), project.id:sub(1, 8), d.id:sub(1, 8))
 
   r.step("Invalid input (checked before any SQL)")
@@ -313,22 +315,22 @@ local function errors_walkthrough(svc, r)
     error("something broke halfway", 0)
   end)
   r.say("execute_in_transaction raised -> %s, %s", tostring(ok), tostring(terr))
-  r.say("plan still %s, status still %s", must(r, svc:get_user_by_id(user.id)).plan_type,
-    must(r, svc:get_deployment_by_id(d.id)).status)
-  local tx = must(r, svc:begin_transaction())
-  must(r, tx:delete_user(user.id))
-  must(r, svc:rollback_transaction(tx))
+  r.say("plan still %s, status still %s", must(r, "get_user_by_id", svc:get_user_by_id(user.id)).plan_type,
+    must(r, "get_deployment_by_id", svc:get_deployment_by_id(d.id)).status)
+  local tx = must(r, "begin_transaction", svc:begin_transaction())
+  must(r, "delete_user", tx:delete_user(user.id))
+  must(r, "rollback_transaction", svc:rollback_transaction(tx))
   r.say("manual begin/delete/rollback: user still there: %s", tostring(svc:get_user_by_id(user.id) ~= nil))
 
   r.step("Database down")
-  local down = must(r, db.new({ url = "host=127.0.0.1 port=1 connect_timeout=1", pool = { min = 0 } }))
+  local down = must(r, "new", db.new({ url = "host=127.0.0.1 port=1 connect_timeout=1", pool = { min = 0 } }))
   local h = down:health()
   r.say("health: %s (%s)", h.status, h.error_kind)
   show_error(r, "get_users while down", down:get_users())
   down:close()
 
   r.step("Clean up")
-  r.say("delete user: %s", tostring(must(r, svc:delete_user(user.id))))
+  r.say("delete user: %s", tostring(must(r, "delete_user", svc:delete_user(user.id))))
 end
 
 --- Shows how the service reports errors; returns 0 when each behaved as shown.
