@@ -6,8 +6,8 @@
  *  - a libpq keyword string, parsed with libpq's quoting rules: the values of
  *    password and sslpassword, and of any keyword whose value itself looks like
  *    it holds a secret (a nested conninfo in dbname=...);
- *  - anything else (a keyword string libpq would reject): every "password="
- *    value and every "://user:password@" in the text. */
+ *  - anything else (a keyword string libpq would reject): everything after
+ *    the first "password=", and every "://user:password@" before it. */
 #include "redact.h"
 
 #include <string.h>
@@ -135,18 +135,9 @@ static void mask_loose(strbuf *out, const char *s, const char *end)
         q++;
         while (q < end && is_space(*q))
           q++;
-        if (q < end && *q == '\'') { /* quoted: to the closing quote */
-          for (q++; q < end && *q != '\''; q++)
-            if (*q == '\\' && q + 1 < end)
-              q++;
-          if (q < end)
-            q++;
-        } else {
-          for (; q < end && !is_space(*q) && *q != '&'; q++)
-            if (*q == '\\' && q + 1 < end)
-              q++;
-        }
-        run = p = q;
+        /* Where nothing parses, nothing tells where the value ends (an
+         * unquoted password may hold spaces): mask to the end. */
+        run = p = end;
         continue;
       }
       p += 8;
@@ -204,6 +195,42 @@ static const char *userinfo_end(const char *p, const char *end, const char **que
   return at;
 }
 
+/* The end of the port that starts after colon: the first '/' (or query). */
+static const char *port_end(const char *colon, const char *query)
+{
+  const char *slash = first_char(colon, query, '/');
+  return slash ? slash : query;
+}
+
+/* In an authority with no user:password@ (p: after "://"), the first ':'
+ * before a port that is not all digits ("postgres://u:secret"), or NULL. Hosts
+ * of a list ("h1:5432,h2") each have their own port; an IPv6 address's
+ * colons are inside [ ]. */
+static const char *odd_port(const char *p, const char *query)
+{
+  const char *end = port_end(p, query), *colon = NULL, *q;
+
+  for (q = p; q <= end; q++) {
+    if (q == end || *q == ',') {
+      if (colon != NULL) {
+        const char *d;
+        for (d = colon + 1; d < q; d++)
+          if (*d < '0' || *d > '9')
+            return colon;
+      }
+      colon = NULL;
+    } else if (*q == '[') {
+      const char *close = first_char(q, end, ']');
+      if (close == NULL)
+        return NULL;
+      q = close;
+    } else if (*q == ':' && colon == NULL) {
+      colon = q;
+    }
+  }
+  return NULL;
+}
+
 /* A postgres:// URL. */
 static void redact_url(strbuf *out, const char *s, size_t prefix)
 {
@@ -213,7 +240,13 @@ static void redact_url(strbuf *out, const char *s, size_t prefix)
 
   at = userinfo_end(p, end, &query);
   colon = at ? first_char(p, at, ':') : NULL;
-  if (colon != NULL) {
+  if (at == NULL && (colon = odd_port(p, query)) != NULL) {
+    /* "postgres://u:secret" with no '@': libpq reads a host and a port */
+    /* refused as ambiguous; where the password ends is anyone's guess */
+    strbuf_append(out, s, (size_t)(colon + 1 - s));
+    strbuf_puts(out, MASK);
+    return;
+  } else if (colon != NULL) {
     strbuf_append(out, s, (size_t)(colon + 1 - s));
     strbuf_puts(out, MASK);
     strbuf_append(out, at, (size_t)(query - at));
@@ -374,32 +407,28 @@ int redact_ambiguous(const char *conninfo)
     ;
   if (theirs == end || *theirs != '@')
     theirs = NULL;
-  if (ours == NULL || first_char(p, ours, ':') == NULL)
+  if (ours == NULL)
+    return odd_port(p, query) != NULL; /* "postgres://u:secret": a password, or a port? */
+  if (first_char(p, ours, ':') == NULL)
     return 0; /* no password in the userinfo either way */
   return ours != theirs;
 }
 
-/* Appends msg with the text of every double-quoted span replaced by "***". */
+/* Appends msg with everything from its first '"' to its last replaced by "***". */
 void redact_quoted(strbuf *out, const char *msg)
 {
-  const char *p = msg, *open, *close;
+  const char *open, *close;
 
   if (msg == NULL)
     return;
-  while ((open = strchr(p, '"')) != NULL && (close = strchr(open + 1, '"')) != NULL) {
-    strbuf_append(out, p, (size_t)(open + 1 - p));
-    if (close - open > 2)
-      strbuf_puts(out, MASK);
-    else
-      strbuf_append(out, open + 1, (size_t)(close - open - 1));
-    strbuf_putc(out, '"');
-    p = close + 1;
-  }
-  if (strchr(p, '"') != NULL) { /* an unterminated quote: mask to the end */
-    open = strchr(p, '"');
-    strbuf_append(out, p, (size_t)(open + 1 - p));
-    strbuf_puts(out, MASK);
+  open = strchr(msg, '"');
+  if (open == NULL) {
+    strbuf_puts(out, msg);
     return;
   }
-  strbuf_puts(out, p);
+  close = strrchr(msg, '"');
+  strbuf_append(out, msg, (size_t)(open + 1 - msg));
+  strbuf_puts(out, MASK);
+  if (close > open)
+    strbuf_puts(out, close);
 }

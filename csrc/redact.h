@@ -10,8 +10,10 @@
  * password= (or sslpassword=) query parameter, and a password= (or sslpassword=)
  * keyword, quoted or not, written back as "password=***". A keyword value that
  * holds a nested conninfo or URL (dbname='host=x password=y') is masked whole.
- * Anything that cannot be parsed is still appended with any password= value and
- * any "://user:password@" masked. A NULL conninfo appends nothing. */
+ * Anything that cannot be parsed is still appended, masked from the first
+ * password= to the end, and with any "://user:password@" masked. A URL with
+ * no user:password@ whose port is not a number ("postgres://u:secret") is
+ * masked from that ':' to the end. A NULL conninfo appends nothing. */
 void redact_conninfo(strbuf *out, const char *conninfo);
 
 /* Appends msg to out with every occurrence of secret replaced by "***".

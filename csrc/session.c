@@ -23,10 +23,10 @@ double session_now(void) {
 /* Copies libpq's message into err, trimmed, with every password it could
  * quote masked: the conninfo's password and sslpassword as libpq parsed them
  * (which is what redact_conninfo masks: session_check_conninfo refused the
- * rest) and PGPASSWORD. */
+ * rest), any other value that holds a password of its own, and PGPASSWORD. */
 static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
   PQconninfoOption *opts, *o;
-  const char *secrets[4];
+  const char *secrets[64];
   int n_secrets = 0, i;
   strbuf a, b;
   size_t n;
@@ -34,9 +34,18 @@ static void copy_error(char *err, size_t errlen, const char *msg, const char *co
 
   opts = PQconninfoParse(conninfo, &errmsg);
   if (errmsg) PQfreemem(errmsg);
-  for (o = opts; o && o->keyword; o++)
-    if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) && o->val && o->val[0])
+  for (o = opts; o && o->keyword && n_secrets < 60; o++) {
+    if (!o->val || !o->val[0]) continue;
+    if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) {
       secrets[n_secrets++] = o->val;
+    } else { /* a value that holds a conninfo of its own (dbname='... password=...') */
+      strbuf r;
+      strbuf_init(&r);
+      redact_conninfo(&r, o->val);
+      if (r.failed || !r.data || strcmp(r.data, o->val) != 0) secrets[n_secrets++] = o->val;
+      strbuf_free(&r);
+    }
+  }
   if (getenv("PGPASSWORD") && getenv("PGPASSWORD")[0]) secrets[n_secrets++] = getenv("PGPASSWORD");
   strbuf_init(&a);
   strbuf_puts(&a, msg ? msg : "unknown error");
