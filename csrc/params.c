@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "array_literal.h"
-#include "core.h"
+#include "crpg.h"
 #include "json.h"
 #include "sql_split.h"
 
@@ -58,16 +58,6 @@ integer:
   return iv >= -2147483648LL && iv <= 2147483647LL ? INT4_OID : INT8_OID;
 }
 
-/* Checks the metatable of the value at idx against a registered name. */
-static int has_mt(lua_State *L, int idx, const char *name) {
-  int same;
-  if (!lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, name);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same;
-}
-
 /* ---- arrays ---------------------------------------------------------------- */
 
 /* The shape seen so far at each depth: the length of every (sub)array there,
@@ -106,7 +96,7 @@ static int sub_array(lua_State *L, int idx) {
     return idx;                             /* an empty table */
   }
   lua_pop(L, 1);
-  if (has_mt(L, idx, CRPG_ARRAY_MT)) {
+  if (crpg_has_mt(L, idx, CRPG_ARRAY_MT)) {
     lua_rawgeti(L, idx, 1);
     lua_replace(L, idx);
     return lua_type(L, idx) == LUA_TTABLE ? idx : 0;
@@ -134,12 +124,12 @@ static int append_element(lua_State *L, int idx, strbuf *b, array_shape *sh, siz
       return -1;
     }
     array_literal_append_quoted(b, s, len);
-  } else if (t == LUA_TTABLE && has_mt(L, idx, CRPG_BYTEA_MT)) {
+  } else if (t == LUA_TTABLE && crpg_has_mt(L, idx, CRPG_BYTEA_MT)) {
     lua_rawgeti(L, idx, 1);
     s = lua_tolstring(L, -1, &len);
     append_bytea_element(b, s, len);
     lua_pop(L, 1);
-  } else if (t == LUA_TTABLE && has_mt(L, idx, CRPG_JSON_MT)) {
+  } else if (t == LUA_TTABLE && crpg_has_mt(L, idx, CRPG_JSON_MT)) {
     strbuf json;
     int rc;
     strbuf_init(&json);
@@ -273,7 +263,7 @@ int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
         if (!crpg_is_null(L, idx)) return bad_param(L, i + 1, "cannot encode a userdata");
         break;
       case LUA_TTABLE:
-        if (has_mt(L, idx, CRPG_BYTEA_MT)) {
+        if (crpg_has_mt(L, idx, CRPG_BYTEA_MT)) {
           lua_rawgeti(L, idx, 1);
           ps->values[i] = lua_tolstring(L, -1, &len); /* stays alive in the wrapper */
           lua_pop(L, 1);
@@ -283,9 +273,9 @@ int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
           ps->types[i] = BYTEA_OID;
           break;
         } else {
-          int as_array = has_mt(L, idx, CRPG_ARRAY_MT);
+          int as_array = crpg_has_mt(L, idx, CRPG_ARRAY_MT);
           int src = idx;
-          if (as_array || has_mt(L, idx, CRPG_JSON_MT)) {
+          if (as_array || crpg_has_mt(L, idx, CRPG_JSON_MT)) {
             lua_rawgeti(L, idx, 1);
             src = lua_gettop(L);
           }
@@ -328,7 +318,7 @@ int crpg_fix_array_delims(lua_State *L, session *s, const char *sql, size_t len,
     const pgtype_info *array, *elem;
     char err[160];
     int idx = first + i;
-    if (lua_type(L, idx) != LUA_TTABLE || !has_mt(L, idx, CRPG_ARRAY_MT)) continue;
+    if (lua_type(L, idx) != LUA_TTABLE || !crpg_has_mt(L, idx, CRPG_ARRAY_MT)) continue;
     if (!(array = pgtype_find(s->pg, &s->types, types[i])) || !array->elem) continue;
     if (!(elem = pgtype_find(s->pg, &s->types, array->elem)) || elem->delim == ',') continue;
     lua_rawgeti(L, idx, 1);

@@ -226,9 +226,12 @@ local function demo(svc, r)
   r.say("project %q with user %s (user fields: %s)", pw.name, pw.user.email, keys_of(pw.user))
   local dd = must(r, "get_deployment_with_details", svc:get_deployment_with_details(web.id))
   r.say("deployment %s of project %q of user %s", dd.id:sub(1, 8), dd.project.name, dd.user.email)
-  r.say("running deployments of the user: %d", must(r, "get_running_deployment_count_by_user", svc:get_running_deployment_count_by_user(user.id)))
-  r.say("deployments of the project, newest first: %d", #must(r, "get_deployments_by_project_id", svc:get_deployments_by_project_id(project.id, 10, 0)))
-  r.say("failed deployments (first page): %d", #must(r, "get_deployments_by_status", svc:get_deployments_by_status("failed", 10, 0)))
+  r.say("running deployments of the user: %d", must(r, "get_running_deployment_count_by_user",
+    svc:get_running_deployment_count_by_user(user.id)))
+  r.say("deployments of the project, newest first: %d", #must(r, "get_deployments_by_project_id",
+    svc:get_deployments_by_project_id(project.id, 10, 0)))
+  r.say("failed deployments (first page): %d", #must(r, "get_deployments_by_status",
+    svc:get_deployments_by_status("failed", 10, 0)))
 
   r.step("A transaction that rolls back")
   local _, terr = svc:execute_in_transaction(function(tx)
