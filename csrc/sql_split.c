@@ -213,6 +213,8 @@ static int token(splitter *sp)
           v = v * 10 + (*sp->p - '0');
         sp->p++;
       }
+      if (v > 100000000)
+        v = 100000000;
       if (v > sp->max_param)
         sp->max_param = v;
     }
