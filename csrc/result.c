@@ -216,26 +216,36 @@ static void merge_decoders(lua_State *L, session *s, int src, int dst) {
   }
 }
 
-/* Pushes the table oid -> fn of the decoders that apply (the executor's, then
- * the module's) and returns its index, or returns 0 with nothing pushed. */
-static int push_decoders(lua_State *L, session *s, int hooks) {
-  int dst, any = 0;
-  lua_newtable(L);
-  dst = lua_gettop(L);
-  if (hooks) {
-    lua_getfield(L, hooks, "types");
-    if (lua_istable(L, -1)) { merge_decoders(L, s, lua_gettop(L), dst); any = 1; }
-    lua_pop(L, 1);
-  }
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+/* Pushes the table at t[field] (t a stack index, or the registry) when it is a
+ * non-empty table and returns 1; else pushes nothing and returns 0. */
+static int push_nonempty(lua_State *L, int t, const char *field) {
+  lua_getfield(L, t, field);
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
-    if (lua_next(L, -2)) { lua_pop(L, 2); any = 1; merge_decoders(L, s, lua_gettop(L), dst); }
+    if (lua_next(L, -2)) {
+      lua_pop(L, 2);
+      return 1;
+    }
   }
   lua_pop(L, 1);
-  if (any) return dst;
-  lua_pop(L, 1);
   return 0;
+}
+
+/* Pushes the table oid -> fn of the decoders that apply (the executor's, then
+ * the module's) and returns its index, or returns 0 with nothing pushed (the
+ * common case: no table is made). */
+static int push_decoders(lua_State *L, session *s, int hooks) {
+  int own = hooks && push_nonempty(L, hooks, "types");
+  int global = push_nonempty(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  int dst;
+  if (!own && !global) return 0;
+  lua_newtable(L);
+  dst = lua_gettop(L);
+  if (own) merge_decoders(L, s, dst - 1 - global, dst);
+  if (global) merge_decoders(L, s, dst - 1, dst);
+  lua_replace(L, dst - own - global);  /* the result over the first source */
+  lua_settop(L, dst - own - global);
+  return lua_gettop(L);
 }
 
 /* ---- results ----------------------------------------------------------------- */
