@@ -30,11 +30,11 @@ describe("coderunner-db walkthroughs", function()
     conn:close()
   end)
 
-  for _, args in ipairs { "demo", "examples errors" } do
+  for args, step in pairs { demo = "Create a user", ["examples errors"] = "Set up" } do
     it(args .. " names the step that failed and its real error", function()
       local status, out = cli(args, conninfo)
       assert.are_not.equal(0, status, out)
-      assert.matches("create_user: server: users are closed today", out, 1, true)
+      assert.matches(step .. ": server: users are closed today", out, 1, true)
       assert.is_nil(out:find("attempt to concatenate", 1, true), out)
     end)
   end
