@@ -384,6 +384,20 @@ describe("issue 7: values", function()
       pool:close()
     end)
 
+    it("reports a protocol violation (08P01) on a live connection as server, not closed", function()
+      local c = server.connect()
+      assert.are.equal("abc", c:query("SELECT $1 AS v", pg.bytea("abc"))[1].v) -- prepared as crpg_0
+      -- behind the cache's back, the same name now takes an int4: binding 3 bytes
+      -- of binary data to it is "insufficient data left in message"
+      assert(c:exec("DEALLOCATE ALL; PREPARE crpg_0 (int4) AS SELECT $1 AS v"))
+      local res, err = c:query("SELECT $1 AS v", pg.bytea("abc"))
+      assert.is_nil(res)
+      assert.are.equal("08P01", err.sqlstate)
+      assert.are.equal("server", err.kind)
+      assert.are.equal(1, c:query("SELECT 1 AS v")[1].v) -- the connection is fine
+      c:close()
+    end)
+
     it("reports kind closed only when the connection is lost", function()
       local c = server.connect()
       local pid = c:backend_pid()
