@@ -77,8 +77,8 @@ static int send_one(lua_State *L, int pidx, pipeline_handle *p, int sql_idx, int
   int how, ok;
   if (!sql) return crpg_push_error(L, KIND_INVALID_INPUT, "pipeline statement: SQL must be a string");
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
-  if (crpg_encode_params(L, first, n, &ps)) return 2;
-  how = session_pipeline_name(s, sql, sql_len, name, sizeof name);
+  if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, &ps)) return 2;
+  how = session_pipeline_name(s, sql, sql_len, ps.n, ps.types, name, sizeof name);
   if (how == 0) {
     ok = PQsendQueryParams(pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0);
   } else {
@@ -120,18 +120,20 @@ static int pipeline_query(lua_State *L) {
 static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, double started) {
   session *s = p->conn->s;
   PGconn *pg = s->pg;
-  int i, errors = 0, res, broken = 0, names;
+  int i, errors = 0, res, broken = 0, names, n = p->sent;
+  PGresult **got;
   push_names(L, pidx);
   names = lua_gettop(L);
+  got = lua_newuserdatauv(L, sizeof(PGresult *) * (size_t)(n > 0 ? n : 1), 0);
+  memset(got, 0, sizeof(PGresult *) * (size_t)(n > 0 ? n : 1));
   if (p->in_tx && !PQpipelineSync(pg)) broken = 1;
   if (!broken && flush_all(pg) != 0) broken = 1;
   (void)PQsetnonblocking(pg, 0);
-  lua_createtable(L, p->sent, 1);
-  res = lua_gettop(L);
-  for (i = 1; i <= p->sent; i++) {
+
+  /* 1. read every result, in order, while in pipeline mode */
+  for (i = 1; i <= n; i++) {
     PGresult *r, *prep_failed = NULL;
     ExecStatusType st;
-    int kind = -1;
     const char *name;
     lua_rawgeti(L, names, i);
     name = lua_tostring(L, -1);   /* "+crpg_n": prepared here first; "crpg_n": cached; nil: unnamed */
@@ -144,8 +146,12 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
       } else {
         PQclear(r);
       }
-      if (!r) broken = 1;
-      else if ((r = PQgetResult(pg)) != NULL) PQclear(r), broken = 1;  /* its NULL */
+      if (!r) {
+        broken = 1;
+      } else if ((r = PQgetResult(pg)) != NULL) { /* its NULL */
+        PQclear(r);
+        broken = 1;
+      }
     }
     r = broken ? NULL : PQgetResult(pg);
     if (prep_failed) {            /* report the prepare's error, not the execute's */
@@ -156,8 +162,39 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
     if (r && st == PGRES_FATAL_ERROR && name &&
         sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan)
       session_pipeline_forget(s, name[0] == '+' ? name + 1 : name);
+    got[i - 1] = r;
+    if (!r) broken = 1;
+    /* the NULL that ends this statement's results, then its sync */
+    if (!broken) {
+      PGresult *x;
+      while ((x = PQgetResult(pg)) != NULL) {
+        st = PQresultStatus(x);
+        PQclear(x);
+        if (st == PGRES_PIPELINE_SYNC) break;
+      }
+      if (!p->in_tx) {
+        x = PQgetResult(pg);
+        if (x && PQresultStatus(x) != PGRES_PIPELINE_SYNC) broken = 1;
+        PQclear(x);
+      }
+    }
+  }
+  if (!broken && p->in_tx) PQclear(PQgetResult(pg));   /* the one sync */
+  if (!PQexitPipelineMode(pg)) s->stream_open = 1;     /* leftovers: the next statement settles them */
+
+  /* 2. decode, out of pipeline mode: result.c may ask the server about types */
+  lua_createtable(L, n, 1);
+  res = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    PGresult *r = got[i - 1];
+    ExecStatusType st = PQresultStatus(r);
+    int kind = -1;
+    got[i - 1] = NULL;
     if (r && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_EMPTY_QUERY)) {
-      crpg_push_result(L, s, r);  /* clears r */
+      if (crpg_push_result(L, s, r, t->hooks) != 1) {  /* clears r; nil, err for a value it refuses */
+        lua_remove(L, -2);
+        kind = KIND_SERVER;
+      }
     } else if (r && st == PGRES_PIPELINE_ABORTED) {
       crpg_new_error(L, KIND_SERVER, "not run: an earlier statement of the pipeline failed in its transaction");
       lua_pushliteral(L, "25P02");
@@ -170,36 +207,15 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
     } else {
       crpg_new_error(L, KIND_CONNECT, session_is_broken(s) ? PQerrorMessage(pg) : "pipeline: result missing");
       kind = KIND_CONNECT;
-      broken = 1;
     }
     if (kind >= 0) errors++;
     lua_rawseti(L, res, i);
-    /* the NULL that ends this statement's results, then its sync */
-    if (!broken) {
-      while ((r = PQgetResult(pg)) != NULL) {
-        st = PQresultStatus(r);
-        PQclear(r);
-        if (st == PGRES_PIPELINE_SYNC) break;
-      }
-      if (!p->in_tx) {
-        r = PQgetResult(pg);
-        if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) broken = 1;
-        PQclear(r);
-      }
-    }
-    crpg_after_statement(L, t, "pipeline", 8, i == p->sent ? (session_now() - started) * 1000.0 : -1.0,
-                         kind, 0);
-  }
-  if (!broken && p->in_tx) {
-    PGresult *r = PQgetResult(pg);   /* the one sync */
-    PQclear(r);
-  }
-  if (!PQexitPipelineMode(pg)) {
-    s->stream_open = 1;   /* leftovers: the next statement settles them */
+    crpg_after_statement(L, t, "pipeline", 8, i == n ? (session_now() - started) * 1000.0 : -1.0, kind, 0);
   }
   lua_pushinteger(L, errors);
   lua_setfield(L, res, "errors");
-  lua_remove(L, names);
+  lua_replace(L, names);          /* results over the names and the scratch array */
+  lua_settop(L, names);
 }
 
 /* Starts a pipeline on the executor at 1; pushes conn (at the returned index

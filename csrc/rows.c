@@ -1,7 +1,8 @@
 /* The rows iterator (coderunner.pg.rows): one statement whose results are
  * read a row at a time, so a million rows take the memory of one.
- * executor:rows(sql, ...) runs a query in libpq's single-row mode and decodes
- * each row through result.c; executor:copy_out(sql [, opts]) reads COPY ...
+ * executor:rows(sql, ...) prepares and describes the query (so result.c can
+ * learn its column types before the stream), runs it in libpq's single-row
+ * mode and decodes each row through result.c; executor:copy_out(sql [, opts]) reads COPY ...
  * TO STDOUT line by line. module.c installs both into the conn, pool and tx
  * metatables.
  *
@@ -136,7 +137,16 @@ static int rows_next(lua_State *L) {
     c->pending = NULL;
     st = PQresultStatus(r);
     if (r && st == PGRES_SINGLE_TUPLE) {
-      crpg_push_result(L, s, r);  /* clears r */
+      int hooks;
+      crpg_getuservalue(L, 1);
+      lua_rawgeti(L, -1, 2);
+      hooks = lua_gettop(L);
+      if (crpg_push_result(L, s, r, hooks) != 1) {  /* clears r; a value result.c refuses */
+        int err = lua_gettop(L);
+        abandon(L, 1, c);
+        lua_pushvalue(L, err);
+        return lua_error(L);
+      }
       lua_rawgeti(L, -1, 1);
       return 1;
     }
@@ -223,9 +233,11 @@ static int new_cursor(lua_State *L, int mode) {
   luaL_getmetatable(L, CRPG_ROWS_MT);
   lua_setmetatable(L, -2);
   cur = lua_gettop(L);
-  lua_createtable(L, 1, 0);
+  lua_createtable(L, 2, 0);
   lua_pushvalue(L, conn_idx);
   lua_rawseti(L, -2, 1);
+  crpg_getuservalue(L, conn_idx);   /* the connection's hooks: registered decoders */
+  lua_rawseti(L, -2, 2);
   crpg_setuservalue(L, cur);
   if (c->conn->s->stream_open) session_settle(c->conn->s);
   if (c->conn->s->decoding) {
@@ -279,12 +291,36 @@ int crpg_rows(lua_State *L) {
 
   if (n < 0) n = 0;
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
-  if (crpg_encode_params(L, 3, n, &ps)) return 2;
+  if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, 3, n, &ps)) return 2;
   cur = new_cursor(L, MODE_ROWS);
   if (!cur) return 2;
   c = to_cursor(L, cur);
   s = c->conn->s;
   c->started = session_now();
+  if (crpg_fix_array_delims(L, s, sql, sql_len, 3, &ps)) return start_failed(L, cur, c, KIND_INVALID_INPUT);
+  /* Prepared and described first: result.c learns the column types (pg_type
+   * queries, registered decoders) now, while the connection may still run
+   * queries; in the middle of the stream it could not. */
+  r = PQprepare(s->pg, "", sql, ps.n, ps.types);
+  if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+    PQclear(r);
+    r = PQdescribePrepared(s->pg, "");
+  }
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    kind = (int)crpg_push_result_error(L, r, s);
+    PQclear(r);
+    return start_failed(L, cur, c, kind);
+  }
+  {
+    int top = lua_gettop(L), hooks;
+    crpg_getuservalue(L, cur);
+    lua_rawgeti(L, -1, 2);
+    hooks = lua_gettop(L);
+    kind = crpg_push_result(L, s, r, hooks) == 1 ? -1 : KIND_SERVER;  /* no rows: types only; clears r */
+    if (kind >= 0) return start_failed(L, cur, c, kind);
+    lua_settop(L, top);
+  }
+  /* sent whole again: the type queries above may have replaced the unnamed statement */
   if (!PQsendQueryParams(s->pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0)) {
     crpg_new_error(L, session_is_broken(s) ? KIND_CONNECT : KIND_SERVER, PQerrorMessage(s->pg));
     return start_failed(L, cur, c, session_is_broken(s) ? KIND_CONNECT : KIND_SERVER);

@@ -412,6 +412,58 @@ describe("coderunner.pg wire features", function()
     end)
   end)
 
+  describe("types the server is asked about", function()
+    before_each(function()
+      assert(conn:exec([[
+        drop table if exists wire_typed; drop type if exists wire_mood; drop domain if exists wire_small;
+        create type wire_mood as enum ('sad', 'ok', 'happy');
+        create domain wire_small as int check (value < 1000);
+        create table wire_typed (id int, mood wire_mood, moods wire_mood[], small wire_small, pt point);
+        insert into wire_typed select g, 'ok', array['sad', 'happy']::wire_mood[], g % 1000, point(g, -g)
+          from generate_series(1, 3000) g]]))
+    end)
+    after_each(function()
+      conn:exec("drop table if exists wire_typed; drop type if exists wire_mood; drop domain if exists wire_small")
+    end)
+
+    it("rows decodes enums, enum arrays, domains and registered types as query does, every row", function()
+      local fresh = server.connect()   -- knows none of these types yet
+      pg.register_type("point", function(text)
+        local x, y = text:match("^%((.-),(.-)%)$")
+        return { x = tonumber(x), y = tonumber(y) }
+      end, fresh)
+      local want = assert(conn:query("select * from wire_typed where id = 7"))[1]
+      local n = 0
+      for row in assert(fresh:rows("select * from wire_typed order by id")) do
+        n = n + 1
+        assert.are.equal(n, row.id)
+        assert.are.equal("ok", row.mood)
+        assert.are.same({ "sad", "happy" }, row.moods)
+        assert.are.equal(n % 1000, row.small)
+        assert.are.same({ x = n, y = -n }, row.pt)
+        if n == 7 then
+          assert.are.same(want.moods, row.moods)
+          assert.are.equal(want.small, row.small)
+        end
+      end
+      assert.are.equal(3000, n)
+      fresh:close()
+    end)
+
+    it("pipelines decode those types as query does", function()
+      local fresh = server.connect()
+      local results = assert(fresh:batch {
+        { "select moods, small from wire_typed where id = $1", 5 },
+        { "select mood from wire_typed where id = $1", 6 },
+      })
+      assert.are.equal(0, results.errors)
+      assert.are.same({ "sad", "happy" }, results[1][1].moods)
+      assert.are.equal(5, results[1][1].small)
+      assert.are.equal("ok", results[2][1].mood)
+      fresh:close()
+    end)
+  end)
+
   describe("LISTEN/NOTIFY", function()
     it("waits for a notification with a timeout, without spinning", function()
       local other = server.connect()

@@ -159,11 +159,13 @@ local function reporter(common, svc, dir)
   end
   function ex.value(key, v) current[key] = v end
   function ex.failed() ex.is_failed = true end
-  --- value, or stops the walkthrough with a readable message when an operation failed.
+  --- value, or stops the walkthrough naming what failed (what, else the current
+  --- step's title) and the real error.
   function ex.must(value, err, what)
     if value == nil and err ~= nil then
       ex.is_failed = true
-      error({ walkthrough = true, message = (what and (what .. ": ") or "") .. tostring(err) }, 0)
+      local step = what or (current and current.step) or "setup"
+      error({ walkthrough = true, message = tostring(step) .. ": " .. tostring(err) }, 0)
     end
     return value
   end
