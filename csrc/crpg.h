@@ -88,6 +88,9 @@ int crpg_json_decode(lua_State *L, const char *text, size_t len);               
  * returns 1, or pushes nil, err and returns 2 when a value cannot be decoded.
  * hooks: stack index of the executor's hooks table, or 0. Clears r. */
 int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks);
+/* The same without res.columns, affected_rows and command: for rows streamed
+ * one result at a time (rows.c). */
+int crpg_push_result_rows(lua_State *L, session *s, PGresult *r, int hooks);
 void crpg_open_result(lua_State *L);        /* pg.register_type */
 
 /* exec.c: runs one statement (params from index first, n of them; simple = 1

@@ -280,7 +280,7 @@ static void push_columns(lua_State *L, session *s, const PGresult *r, int ncols)
   }
 }
 
-int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
+static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int meta) {
   int nrows = PQntuples(r), ncols = PQnfields(r), row, col;
   int base, names, res, reg;
   column_decoder decoders[64], *dec = decoders;
@@ -319,16 +319,18 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
     }
     lua_rawseti(L, res, row + 1);
   }
-  push_columns(L, s, r, ncols);
-  lua_setfield(L, res, "columns");
-  if (tuples && *tuples) {
-    lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
-    lua_setfield(L, res, "affected_rows");
-  }
-  if (status && *status) {
-    for (verb = 0; status[verb] && status[verb] != ' '; verb++) {}
-    lua_pushlstring(L, status, verb);
-    lua_setfield(L, res, "command");
+  if (meta) { /* res.columns, affected_rows, command */
+    push_columns(L, s, r, ncols);
+    lua_setfield(L, res, "columns");
+    if (tuples && *tuples) {
+      lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
+      lua_setfield(L, res, "affected_rows");
+    }
+    if (status && *status) {
+      for (verb = 0; status[verb] && status[verb] != ' '; verb++) {}
+      lua_pushlstring(L, status, verb);
+      lua_setfield(L, res, "command");
+    }
   }
   if (res > base + 1) {
     lua_replace(L, base + 1); /* over the scratch values */
@@ -337,6 +339,14 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
   s->decoding = NULL;
   PQclear(r);
   return 1;
+}
+
+int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
+  return push_result(L, s, r, hooks, 1);
+}
+
+int crpg_push_result_rows(lua_State *L, session *s, PGresult *r, int hooks) {
+  return push_result(L, s, r, hooks, 0);
 }
 
 /* pg.register_type(name_or_oid, decode_fn [, executor]) -> true

@@ -141,7 +141,7 @@ static int rows_next(lua_State *L) {
       crpg_getuservalue(L, 1);
       lua_rawgeti(L, -1, 2);
       hooks = lua_gettop(L);
-      if (crpg_push_result(L, s, r, hooks) != 1) {  /* clears r; a value result.c refuses */
+      if (crpg_push_result_rows(L, s, r, hooks) != 1) {  /* clears r; a value result.c refuses */
         int err = lua_gettop(L);
         abandon(L, 1, c);
         lua_pushvalue(L, err);
