@@ -58,11 +58,11 @@ static int bad_row(lua_State *L, copy_state *c, const char *what) {
 /* Appends a decimal integer. */
 static void put_int(strbuf *b, long long v) {
   char tmp[24];
-  int n = 0;
+  int at = (int)sizeof tmp;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do { tmp[n++] = (char)('0' + (int)(u % 10)); u /= 10; } while (u);
-  if (v < 0) strbuf_putc(b, '-');
-  while (n) strbuf_putc(b, tmp[--n]);
+  do { tmp[--at] = (char)('0' + (int)(u % 10)); u /= 10; } while (u);
+  if (v < 0) tmp[--at] = '-';
+  strbuf_append(b, tmp + at, sizeof tmp - (size_t)at);
 }
 
 /* Appends the value at idx as one COPY field. The plain cases (NULL,
