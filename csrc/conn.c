@@ -130,15 +130,16 @@ static int conn_is_closed(lua_State *L) {
   return 1;
 }
 
-/* conn:cache_stats() -> { size, entries, hits, misses, replans } */
+/* conn:cache_stats() -> { size, entries, hits, misses, replans, binary_results } */
 static int conn_cache_stats(lua_State *L) {
   session *s = crpg_check_conn(L, 1)->s;
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, s->cache_size); lua_setfield(L, -2, "size");
   lua_pushinteger(L, s->cache_count); lua_setfield(L, -2, "entries");
   lua_pushinteger(L, (lua_Integer)s->cache_hits); lua_setfield(L, -2, "hits");
   lua_pushinteger(L, (lua_Integer)s->cache_misses); lua_setfield(L, -2, "misses");
   lua_pushinteger(L, (lua_Integer)s->cache_replans); lua_setfield(L, -2, "replans");
+  lua_pushinteger(L, (lua_Integer)s->binary_results); lua_setfield(L, -2, "binary_results");
   return 1;
 }
 

@@ -91,6 +91,9 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks);
 /* The same without res.columns, affected_rows and command: for rows streamed
  * one result at a time (rows.c). */
 int crpg_push_result_rows(lua_State *L, session *s, PGresult *r, int hooks);
+/* 1 when a decoder is registered (for the executor whose hooks table is at
+ * hooks, or 0, or for the module): results then stay in text. */
+int crpg_decoders_registered(lua_State *L, int hooks);
 void crpg_open_result(lua_State *L);        /* pg.register_type */
 
 /* exec.c: runs one statement (params from index first, n of them; simple = 1

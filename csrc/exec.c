@@ -135,7 +135,10 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
 
   started = session_now();
   if (simple) r = PQexec(t->s->pg, sql);
-  else r = session_exec(t->s, sql, sql_len, ps.n, ps.types, ps.values, ps.lengths, ps.formats, &hit);
+  else {
+    t->s->want_binary = !crpg_decoders_registered(L, t->hooks); /* registered decoders read text */
+    r = session_exec(t->s, sql, sql_len, ps.n, ps.types, ps.values, ps.lengths, ps.formats, &hit);
+  }
   ms = (session_now() - started) * 1000.0;
 
   st = PQresultStatus(r);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "array_literal.h"
+#include "binary.h"
 #include "bytea.h"
 #include "crpg.h"
 
@@ -131,6 +132,42 @@ static int push_scalar(lua_State *L, const column_decoder *d, const char *s, siz
   }
 }
 
+/* Pushes one value that came in binary: the session asks for binary results
+ * only when every column's type is one binary_eligible names, and only when
+ * no decoder is registered (crpg_decoders_registered). The values are the
+ * ones push_scalar makes of the same column in text. Returns 0, or -1. */
+static int push_binary(lua_State *L, Oid oid, const char *v, size_t len) {
+  long long iv;
+  double dv;
+  char uuid[36];
+  switch (oid) {
+    case 20: case 21: case 23: case 26:   /* int8 int2 int4 oid */
+      if (binary_int(v, len, oid == 26, &iv)) return -1;
+      crpg_pushint64(L, iv);
+      return 0;
+    case 701:
+      if (binary_float8(v, len, &dv)) return -1;
+      lua_pushnumber(L, (lua_Number)dv);
+      return 0;
+    case 16:
+      if (len != 1) return -1;
+      lua_pushboolean(L, v[0] != 0);
+      return 0;
+    case 3802:                            /* jsonb: a version byte, then the text */
+      if (len < 1 || v[0] != 1) return -1;
+      return crpg_json_decode(L, v + 1, len - 1);
+    case 114:
+      return crpg_json_decode(L, v, len);
+    case 2950:
+      if (binary_uuid(v, len, uuid)) return -1;
+      lua_pushlstring(L, uuid, sizeof uuid);
+      return 0;
+    default:                              /* bytea, text, varchar, bpchar, name: the bytes */
+      lua_pushlstring(L, v, len);
+      return 0;
+  }
+}
+
 /* ---- arrays ------------------------------------------------------------------ */
 
 typedef struct array_builder {
@@ -231,6 +268,12 @@ static int push_nonempty(lua_State *L, int t, const char *field) {
   return 0;
 }
 
+int crpg_decoders_registered(lua_State *L, int hooks) {
+  int yes = (hooks && push_nonempty(L, hooks, "types")) || push_nonempty(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  if (yes) lua_pop(L, 1);
+  return yes;
+}
+
 /* Pushes the table oid -> fn of the decoders that apply (the executor's, then
  * the module's) and returns its index, or returns 0 with nothing pushed (the
  * common case: no table is made). */
@@ -312,7 +355,10 @@ static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int met
       v = PQgetvalue(r, row, col);
       len = (size_t)PQgetlength(r, row, col);
       lua_pushvalue(L, names + col);
-      if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
+      if (PQfformat(r, col) == 1) {
+        if (push_binary(L, PQftype(r, col), v, len))
+          return decode_error(L, s, r, base, col, "the binary value cannot be decoded");
+      } else if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
         return decode_error(L, s, r, base, col,
                             dec[col].is_array ? "the array cannot be decoded" : "the value cannot be decoded");
       lua_rawset(L, -3);

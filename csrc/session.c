@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "binary.h"
 #include "redact.h"
 #include "sqlstate.h"
 #include "strbuf.h"
@@ -365,12 +366,30 @@ static int is_stale_plan(const PGresult *r) {
                          PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan;
 }
 
+/* Learns (once per entry) whether every result column of the prepared
+ * statement may come in binary. A failed describe leaves it unknown (text). */
+static int result_format(session *s, stmt_entry *e, const char *name) {
+  if (e->result_format < 0) {
+    PGresult *r = PQdescribePrepared(s->pg, name);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      int i, n = PQnfields(r), ok = n > 0;
+      for (i = 0; i < n && ok; i++) ok = binary_eligible(PQftype(r, i));
+      e->result_format = ok;
+    }
+    PQclear(r);
+  }
+  return e->result_format > 0;
+}
+
 static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,
                                const int *lengths, const int *formats) {
   char name[32];
+  int binary;
   stmt_name(name, sizeof name, e->id);
   e->last_used = ++s->tick;
-  return PQexecPrepared(s->pg, name, nparams, values, lengths, formats, 0);
+  binary = s->want_binary && result_format(s, e, name);
+  if (binary) s->binary_results++;
+  return PQexecPrepared(s->pg, name, nparams, values, lengths, formats, binary);
 }
 
 /* Prepares sql under a new name, evicting the least recently used entry when
@@ -415,6 +434,7 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->types = typecopy;
   e->nparams = nparams;
   e->described = NULL;
+  e->result_format = -1;
   e->id = s->next_stmt_id++;
   e->last_used = 0;
   *out = e;
@@ -493,6 +513,7 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   e->types = typecopy;
   e->nparams = nparams;
   e->described = NULL;
+  e->result_format = -1;
   e->id = s->next_stmt_id++;
   e->last_used = ++s->tick;
   stmt_name(name, namelen, e->id);

@@ -18,6 +18,8 @@ typedef struct stmt_entry {
   Oid *types;                      /* nparams types (0: the server infers it) */
   int nparams;
   Oid *described;                  /* the server's parameter types, once asked, else NULL */
+  int result_format;               /* 1: every result column may come in binary (binary.h);
+                                    * 0: text; -1: not described yet */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
 } stmt_entry;
@@ -40,6 +42,9 @@ typedef struct session {
   unsigned long long tick;
   unsigned next_stmt_id;
   unsigned long long cache_hits, cache_misses, cache_replans;
+  int want_binary;                 /* set by the caller: cached statements whose columns
+                                    * allow it return binary results */
+  unsigned long long binary_results;  /* results that came in binary */
   /* notices received since the last drain, oldest first */
   notice *notices, *notices_tail;
   int notice_count;
