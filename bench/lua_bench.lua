@@ -26,7 +26,7 @@ if workload == "point" then
     local row = assert(exec:query(sql, i))[1]
     checksum = checksum + row.id + #row.email + (row.active and 1 or 0)
   end
-elseif workload == "wide" then
+elseif workload == "wide" or workload == "wide_binary" then -- both: binary results when it can
   local sql = "select g as id, 'name ' || g as name, g * 1.5::float8 as score, g % 2 = 0 as even, "
     .. "jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) as meta "
     .. "from generate_series(1, 1000) g"

@@ -19,6 +19,7 @@ rounds=${BENCH_ROUNDS:-3}
 modes=${BENCH_MODES:-pinned unpinned}
 workloads=${BENCH_WORKLOADS:-"point $((10000 * scale))
 wide $((30 * scale))
+wide_binary $((30 * scale))
 insert $((10000 * scale))
 point/pool $((10000 * scale))
 copy $((100000 * scale))

@@ -274,7 +274,7 @@ local Conn = {}
 function Conn:close() end
 ---@return boolean
 function Conn:is_closed() end
---- {size, entries, hits, misses}
+--- {size, entries, hits, misses, replans, binary_results}
 ---@return table
 function Conn:cache_stats() end
 ---@param s string
