@@ -21,7 +21,7 @@ LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
 
 BUILD      := build/$(LUA)
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
-              csrc/json.c csrc/sql_split.c
+              csrc/json.c csrc/sql_split.c csrc/conninfo.c
 LUA_SRC    := csrc/module.c csrc/error.c csrc/conn.c csrc/pool.c csrc/tx.c \
               csrc/result.c csrc/params.c csrc/json_value.c csrc/session.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(LUA_SRC))
@@ -65,7 +65,7 @@ test-c: $(TEST_C_BIN)
 $(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) csrc/*.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -fsanitize=address,undefined \
-	  -fno-sanitize-recover=all -Icsrc -o $@ test/c/*.c $(PURE_SRC) -lm
+	  -fno-sanitize-recover=all -Icsrc -I$(PG_INCDIR) -o $@ test/c/*.c $(PURE_SRC) -lm -L$(PG_LIBDIR) -lpq
 
 # Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv.
 test: deps

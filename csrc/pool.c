@@ -342,8 +342,8 @@ int crpg_pool_new(lua_State *L) {
   lua_getfield(L, 1, "conninfo");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "pool option conninfo must be a string");
   conninfo = lua_isnil(L, -1) ? "" : lua_tostring(L, -1); /* 2: kept on the stack */
-  if (read_number(L, "min", 2, 0, &min, err, sizeof err) ||
-      read_number(L, "max", 10, 1, &max, err, sizeof err) ||
+  if (read_number(L, "max", 10, 1, &max, err, sizeof err) ||
+      read_number(L, "min", max < 2 ? max : 2, 0, &min, err, sizeof err) || /* default never above max */
       read_number(L, "idle_timeout", 30, 0, &idle, err, sizeof err) ||
       read_number(L, "connect_timeout", 2, 0.001, &connect, err, sizeof err) ||
       read_number(L, "acquire_timeout", 5, 0, &acquire, err, sizeof err) ||
