@@ -421,4 +421,10 @@ end
 --- The repositories, for callers that hold their own executor.
 db.users, db.projects, db.deployments, db.config = users, projects, deployments, config
 
+--- coderunner.db's domain methods bound to any executor (a pool, a connection,
+--- a transaction, or coderunner.testing's per-test executor).
+---@param executor coderunner.pg.Executor
+---@return coderunner.Transaction
+function db.bind(executor) return bind(executor) end
+
 return db
