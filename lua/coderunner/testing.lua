@@ -214,7 +214,8 @@ function Executor.__tostring() return "coderunner.testing.Executor" end
 
 ---@class coderunner.testing.Options
 ---@field url? string            server to create the database on (default: DATABASE_URL, PG*, else a throwaway cluster)
----@field migrations? string|false  directory of NNN_name.sql files (default: coderunner-db's own, as coderunner.migrate finds them); false: none
+---@field migrations? string|false  directory of NNN_name.sql files (default: coderunner-db's own, where
+---                                 coderunner.migrate finds them); false: none
 ---@field transaction? boolean   wrap each test in a transaction rolled back afterwards (default true)
 ---@field pool? coderunner.pg.PoolOptions  options of `suite.pool` (default max = 4)
 ---@field name_prefix? string    database name prefix (default "coderunner_test")
@@ -224,7 +225,8 @@ function Executor.__tostring() return "coderunner.testing.Executor" end
 ---@field database string        its name
 ---@field pool coderunner.pg.Pool  a pool on it (set in setup)
 ---@field tx? coderunner.pg.Tx    the running test's transaction (nil outside a test, or with transaction = false)
----@field exec coderunner.testing.Executor|coderunner.pg.Pool  what code under test should use: the savepointed executor, or the pool when transaction = false
+---@field exec coderunner.testing.Executor|coderunner.pg.Pool  for code under test: savepointed (the pool when
+---                                                           transaction = false)
 ---@field db coderunner.Transaction  coderunner.db's domain methods (create_user, ...) bound to `exec`
 ---@field factory coderunner.testing.Factory
 local Suite = {}
