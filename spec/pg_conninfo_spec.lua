@@ -77,6 +77,17 @@ describe("pg.pool{max = 1}", function()
     pool:close()
   end)
 
+  it("works through the service's configuration too (db.new{pool = {max = 1}})", function()
+    local db = require "coderunner.db"
+    local svc = assert(db.new { pool = { max = 1 } })
+    assert.are.equal(1, svc.pool:stats().min)
+    assert(svc:execute_in_transaction(function(ops) assert(ops:query("SELECT 1")) end))
+    svc:close()
+    local none, err = db.new { pool = { min = 2, max = 1 } }
+    assert.is_nil(none)
+    assert.are.equal("invalid_input", err.kind)
+  end)
+
   it("still refuses an explicit min above max", function()
     local pool, err = pg.pool { min = 3, max = 1 }
     assert.is_nil(pool)
