@@ -49,7 +49,7 @@ INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_SHORT)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_SHORT)
 INST_BINDIR ?= $(INST_PREFIX)/bin
 
-.PHONY: check-headers all build env test test-rocks test-c spec spec-lua spec-luajit lint install clean deps \
+.PHONY: check-headers all build env docs test test-rocks test-c spec spec-lua spec-luajit lint install clean deps \
         bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
 
 all: $(SO)
@@ -115,9 +115,17 @@ spec: build
 	sh scripts/run-specs.sh $(LUA)
 
 lint:
-	luacheck lua bin spec bench test/lua
+	luacheck lua bin spec bench test/lua scripts
+	lua5.4 scripts/gen-reference.lua --check docs/reference $(DOC_SRC)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
+
+# API reference (docs/reference/*.md) from the LuaCATS annotations of the stub of
+# the C module and of the Lua modules; `make lint` fails when it is out of date or
+# a public function has no annotation.
+DOC_SRC := types/coderunner/pg.lua $(sort $(wildcard lua/coderunner/*.lua lua/coderunner/*/*.lua))
+docs:
+	lua5.4 scripts/gen-reference.lua docs/reference $(DOC_SRC)
 
 # ---- sanitizers, fuzzing ----------------------------------------------------------
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

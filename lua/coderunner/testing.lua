@@ -204,6 +204,8 @@ function Executor:begin(opts) return current(self.suite):begin(opts) end
 ---@return string
 function Executor:status() return current(self.suite):status() end
 
+--- Raises: the test's transaction is coderunner.testing's to end (rollback
+--- raises the same way).
 function Executor.commit() error("coderunner.testing: the test's transaction is rolled back after the test; "
   .. "use transaction(fn) for a nested one", 2) end
 Executor.rollback = Executor.commit

@@ -45,6 +45,7 @@ local pg = {}
 ---@class coderunner.pg.ConnectOptions
 ---@field statement_cache? integer  prepared statements kept per connection (LRU); 0 disables. Default 100
 ---@field connect_timeout? number   seconds. Default 10
+---@field slow_query_ms? number     statements slower than this are logged (level "warn"); default: none
 ---@field logger? fun(level: string, message: string, info: table)  notices; default: stderr
 
 --- Opens a connection. conninfo: libpq keywords ("host=... dbname=..."), a
