@@ -32,5 +32,6 @@ void test_redact(void);
 void test_json(void);
 void test_sql_split(void);
 void test_conninfo(void);
+void test_pool_core(void);
 
 #endif
