@@ -42,7 +42,7 @@ local function run_scratch(env)
   f:write(setup, "\n", example)
   f:close()
   local code, out = sh(("cd %s && %s LUA_PATH=%s LUA_CPATH=%s %s /usr/bin/busted -o TAP"):format(quote(dir), env,
-    quote(ROOT .. "/lua/?.lua;;"), quote(ROOT .. "/build/" .. LUA .. "/?.so;;"), LUA))
+    quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"), quote(ROOT .. "/build/" .. LUA .. "/?.so;;"), LUA))
   os.execute("rm -rf " .. quote(dir))
   return code, out
 end
