@@ -50,7 +50,8 @@ check_vm() { # <vm> <lua-version> <tree> [env...]
   TREE=$tree
   export TREE
   dbname="coderunner_rocks_$(echo "$vm" | tr -c 'a-z0-9\n' '_')"
-  psql -qAt -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" -c "CREATE DATABASE $dbname" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" psql -qAt -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" \
+    -c "CREATE DATABASE $dbname" >/dev/null
   url="dbname=$dbname"
   (
     cd "$work"
