@@ -131,6 +131,17 @@ describe("coderunner.testing without busted's hooks", function()
     conn:close()
   end)
 
+  it("start raises when the migrations fail, and drops the database it made", function()
+    local s = testing.new { migrations = "/nonexistent/migrations" }
+    local ok, err = pcall(s.start, s)
+    assert.is_false(ok)
+    assert.matches("migrations failed", tostring(err), 1, true)
+    local pg = require "coderunner.pg"
+    local conn = assert(pg.connect(""))
+    assert.equal(0, conn:query("SELECT count(*) AS n FROM pg_database WHERE datname = $1", s.database)[1].n)
+    conn:close()
+  end)
+
   it("raises outside a test", function()
     local s = testing.new()
     assert.has_error(function() s:query("SELECT 1") end)

@@ -251,9 +251,7 @@ local function admin_connect(base)
   return conn
 end
 
---- Creates the database, applies the migrations, opens the pool. Called by the
---- busted setup hook that `use` registers; callable by hand without busted.
-function Suite:start()
+local function provision(self)
   local opts = self.opts
   local base = opts.url or os.getenv("DATABASE_URL")
   if not base or base == "" then
@@ -284,6 +282,18 @@ function Suite:start()
   if opts.transaction == false then
     self.exec = self.pool
     self.db = db.bind(self.pool)
+  end
+end
+
+--- Creates the database, applies the migrations, opens the pool. Called by the
+--- busted setup hook that `use` registers; callable by hand without busted.
+--- Raises when any step fails, after dropping what it made.
+---@return coderunner.testing.Suite
+function Suite:start()
+  local ok, err = pcall(provision, self)
+  if not ok then
+    pcall(self.finish, self)
+    error(err, 0)
   end
   return self
 end
