@@ -37,7 +37,7 @@ BUILD      := build/$(VM)
 # Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
               csrc/json.c csrc/sql_split.c csrc/sqlstate.c
-PG_SRC     := csrc/conninfo.c csrc/session.c csrc/pool_core.c
+PG_SRC     := csrc/conninfo.c csrc/pgtype.c csrc/session.c csrc/pool_core.c
 LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
               csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
@@ -119,7 +119,7 @@ spec: build
 
 # The object files' call graph must have no cycle (scripts/callgraph.py).
 lint: build
-	luacheck lua bin spec bench test/lua scripts
+	luacheck lua bin spec bench test/lua examples scripts
 	lua5.4 scripts/gen-reference.lua --check docs/reference $(DOC_SRC)
 	python3 scripts/callgraph.py $(OBJS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
@@ -173,6 +173,8 @@ install: $(SO)
 	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
 	install -m 644 migrations/*.sql $(DESTDIR)$(INST_LUADIR)/coderunner/migrations/
 	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
+	install -d $(DESTDIR)$(INST_LUADIR)/coderunner/examples
+	install -m 644 examples/*.lua $(DESTDIR)$(INST_LUADIR)/coderunner/examples/
 
 clean:
 	rm -rf build

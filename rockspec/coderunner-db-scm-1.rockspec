@@ -16,6 +16,7 @@ migration runner and an admin CLI. Lua 5.4 and LuaJIT 2.1 (OpenResty).]],
 dependencies = {
   "lua >= 5.1",
   "argparse",
+  "luafilesystem",
 }
 -- libpq: LuaRocks finds the library; the header comes from `pg_config
 -- --includedir` (Debian keeps it in /usr/include/postgresql), or from PQ_INCDIR
