@@ -88,4 +88,16 @@ check_vm() { # <vm> <lua-version> <tree> [env...]
 
 check_vm lua5.4 5.4 "$tmp/tree54"
 check_vm luajit 5.1 "$tmp/treejit" LUAROCKS_CONFIG="$tmp/luajit-config.lua"
+# `luarocks test` in the checkout copy: the installed busted, under each
+# tree's interpreter (a wrong VM would fail to load the other VM's pg.so).
+rocks_test() { # <lua-version> <vm> [env...]
+  ver=$1 vm=$2
+  shift 2
+  out=$(cd "$src" && env "$@" luarocks --lua-version "$ver" test rockspec/coderunner-db-scm-1.rockspec \
+    -- --output=TAP spec/pg_helpers_spec.lua 2>&1) || { echo "$out"; fail "luarocks test for $vm failed"; }
+  echo "$out" | grep -q '^ok 3 ' || { echo "$out"; fail "luarocks test for $vm ran no spec"; }
+  echo "test-rocks: luarocks test ok on $vm"
+}
+rocks_test 5.4 lua5.4
+rocks_test 5.1 luajit LUAROCKS_CONFIG="$tmp/luajit-config.lua"
 echo "test-rocks: both trees built, loaded and migrated from another directory"
