@@ -34,7 +34,7 @@ INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
 INST_BINDIR ?= $(INST_PREFIX)/bin
 INST_DATADIR ?= $(INST_PREFIX)/share/coderunner-db
 
-.PHONY: all build env test test-c spec spec-lua spec-luajit lint install clean deps \
+.PHONY: all build env test test-c test-openresty spec spec-lua spec-luajit lint install clean deps \
         bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
 
 all: $(SO)
@@ -74,13 +74,20 @@ test: deps
 	$(MAKE) test-c
 	$(MAKE) lint
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
+	$(MAKE) test-openresty
+
+# The OpenResty example in nginx, driven over HTTP under load, against a
+# throwaway cluster (docs/openresty.md; scripts/test-openresty.sh).
+test-openresty: deps
+	$(MAKE) build LUA=luajit
+	pg_virtualenv -t sh scripts/test-openresty.sh
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
 spec: build
 	sh scripts/run-specs.sh $(LUA)
 
 lint:
-	luacheck lua bin spec bench test/lua
+	luacheck lua bin spec bench test/lua examples
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
 

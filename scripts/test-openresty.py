@@ -13,6 +13,7 @@ connections from the app than pool max x nginx workers, or when /ping took
 50 ms or more under load. Prints the figures.
 """
 import argparse
+import asyncio
 import http.client
 import json
 import statistics
@@ -38,6 +39,9 @@ class Client:
         u = urllib.parse.urlparse(base)
         self.host, self.port = u.hostname, u.port
 
+    async def arequest(self, method, path, body=None):
+        return await arequest(self.host, self.port, method, path, body)
+
     def request(self, method, path, body=None):
         """One request on a new connection: (status, decoded JSON or text)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
@@ -53,6 +57,36 @@ class Client:
                 return resp.status, raw
         finally:
             conn.close()
+
+
+async def arequest(host, port, method, path, body=None):
+    """One request on a new connection, from asyncio: (status, decoded JSON or text)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+        writer.write(head.encode() + data)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        out, rest = b"", payload
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            out, rest = out + rest[:size], rest[size + 2:]
+        payload = out
+    text = payload.decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
 
 
 def psql(dbname, sql):
@@ -71,10 +105,11 @@ def expect(what, got_status, want_status, body, check=None):
     return True
 
 
-def scenario(c, i, requests):
+async def scenario(c, i, requests):
     """10 requests: the life of one user, checked step by step."""
+    req = c.arequest
     email = f"load{i}@example.com"
-    s, u = c.request("POST", "/users", {"email": email, "password_hash": "h" * 20, "plan_type": "pro"})
+    s, u = await req("POST", "/users", {"email": email, "password_hash": "h" * 20, "plan_type": "pro"})
     requests.append(1)
     if not expect("create user", s, 201, u, lambda b: b.get("email") == email and "password_hash" not in b
                   and b.get("plan_type") == "pro" and len(b.get("id", "")) == 36):
@@ -82,13 +117,13 @@ def scenario(c, i, requests):
     uid = u["id"]
     projects = []
     for k in range(2):
-        s, p = c.request("POST", f"/users/{uid}/projects", {"name": f"p{i}-{k}", "description": "load"})
+        s, p = await req("POST", f"/users/{uid}/projects", {"name": f"p{i}-{k}", "description": "load"})
         requests.append(1)
         if not expect("create project", s, 201, p, lambda b, k=k: b.get("name") == f"p{i}-{k}"
                       and b.get("user_id") == uid):
             return
         projects.append(p["id"])
-    s, d = c.request("POST", f"/projects/{projects[0]}/deployments",
+    s, d = await req("POST", f"/projects/{projects[0]}/deployments",
                      {"runtime_type": "node", "public_url": f"https://app{i}.example.com",
                       "db_connection_info": {"host": "db", "port": 5432, "replica": None}})
     requests.append(1)
@@ -97,39 +132,36 @@ def scenario(c, i, requests):
                   and b.get("db_connection_info") == {"host": "db", "port": 5432, "replica": None}):
         return
     did = d["id"]
-    s, lst = c.request("GET", f"/users/{uid}/projects")
+    s, lst = await req("GET", f"/users/{uid}/projects")
     requests.append(1)
     expect("list projects", s, 200, lst, lambda b: sorted(p["id"] for p in b.get("projects", []))
            == sorted(projects))
     for status in ("building", "deploying", "running"):
-        s, d = c.request("PUT", f"/deployments/{did}/status", {"status": status})
+        s, d = await req("PUT", f"/deployments/{did}/status", {"status": status})
         requests.append(1)
         if not expect(f"move to {status}", s, 200, d, lambda b, st=status: b.get("status") == st):
             return
-    s, e = c.request("PUT", f"/deployments/{did}/status", {"status": "building"})
+    s, e = await req("PUT", f"/deployments/{did}/status", {"status": "building"})
     requests.append(1)
     expect("forbidden move", s, 409, e, lambda b: b.get("error", {}).get("kind") == "invalid_transition")
-    s, h = c.request("GET", "/health")
+    s, h = await req("GET", "/health")
     requests.append(1)
     expect("health", s, 200, h, lambda b: b.get("status") == "healthy" and isinstance(b.get("pool"), dict))
 
 
-def run_threads(n, target):
-    start = threading.Barrier(n)
-    threads = []
-    for i in range(n):
-        def body(i=i):
-            start.wait()
-            try:
-                target(i)
-            except Exception as exc:  # a refused connection, a timeout: a failure, not a crash
-                fail(f"client {i}: {exc!r}")
-        t = threading.Thread(target=body)
-        t.start()
-        threads.append(t)
+def run_clients(n, client):
+    """Runs client(i) for i in 0..n-1 all at once (asyncio, one thread: the
+    driver stays light next to the server it measures); returns the seconds."""
+    async def one(i):
+        try:
+            await client(i)
+        except Exception as exc:  # a refused connection, a timeout: a failure, not a crash
+            fail(f"client {i}: {exc!r}")
+
+    async def all_of_them():
+        await asyncio.gather(*(one(i) for i in range(n)))
     t0 = time.monotonic()
-    for t in threads:
-        t.join()
+    asyncio.run(all_of_them())
     return time.monotonic() - t0
 
 
@@ -182,7 +214,12 @@ def main():
         print(f"test-openresty: /health before the load: HTTP {s}: {h}", file=sys.stderr)
         return 1
 
-    stop = threading.Event()
+    # a call where it would block the event loop (the set phase) is refused
+    s, r = c.request("GET", "/test/refused")
+    if s != 200 or not str(r).startswith("invalid_input: ") or "set phase" not in str(r):
+        print(f"test-openresty: a call in the set phase was not refused: HTTP {s}: {r}", file=sys.stderr)
+        return 1
+
     pings, samples = [], []
 
     # /ping runs in a process of its own: in this one, the clients' threads
@@ -190,35 +227,43 @@ def main():
     ping_proc = subprocess.Popen([sys.executable, __file__, "--ping", a.url], stdout=subprocess.PIPE,
                                  stdin=subprocess.PIPE, text=True)
 
+    # one psql polls pg_stat_activity every 20 ms (one connection, not one per sample)
     count_sql = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{a.app}'"
+    sampler = subprocess.Popen(["psql", "-X", "-A", "-t", "-q", "-d", a.dbname], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    sampler.stdin.write(count_sql + " \\watch 0.02\n")
+    sampler.stdin.flush()
 
-    def sampler():
-        while not stop.is_set():
-            samples.append(int(psql(a.dbname, count_sql)))
-            time.sleep(0.02)
-
-    bg = [threading.Thread(target=sampler)]
+    def read_samples():
+        for line in sampler.stdout:
+            if line.strip().isdigit():
+                samples.append(int(line))
+    bg = [threading.Thread(target=read_samples)]
     for t in bg:
         t.start()
+    while not samples:
+        time.sleep(0.01)
 
     t_all = time.monotonic()
     requests = []
-    t_load = run_threads(20, lambda i: scenario(c, i, requests))
+    t_load = run_clients(20, lambda i: scenario(c, i, requests))
 
-    def slow(i):
-        s, b = c.request("GET", "/test/slow")
+    async def slow(i):
+        s, b = await c.arequest("GET", "/test/slow")
         expect("slow query", s, 200, b)
-    t_slow = run_threads(20, slow)
+    t_slow = run_clients(20, slow)
 
-    def burst(i):
+    async def burst(i):
         email = f"burst{i}@example.com"
-        s, u = c.request("POST", "/users", {"email": email, "password_hash": "h" * 20})
+        s, u = await c.arequest("POST", "/users", {"email": email, "password_hash": "h" * 20})
         expect("burst create user", s, 201, u, lambda b: b.get("email") == email and b.get("plan_type") == "free")
-    t_burst = run_threads(100, burst)
+    t_burst = run_clients(100, burst)
     total = time.monotonic() - t_all
-    stop.set()
+    time.sleep(0.05)  # a last sample after the load
+    sampler.terminate()
     for t in bg:
         t.join()
+    sampler.wait()
     out, _ = ping_proc.communicate("stop\n")
     for line in out.split():
         if line == "error":

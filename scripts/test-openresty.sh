@@ -43,13 +43,13 @@ trap 'exit 1' INT TERM
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/logs"
-# The example's nginx.conf, with this checkout's paths, the spare port, and one
-# location for the test only: a 0.2 s query, to hold the pool busy.
+# The example's nginx.conf, with this checkout's paths, the spare port, and the
+# test's own locations (scripts/test-openresty.locations).
 sed -e "s#\$prefix/\.\./\.\.#$root#g" -e "s#\$prefix/lua#$root/examples/openresty/lua#g" \
     -e "s#listen 127.0.0.1:8080;#listen 127.0.0.1:$port;#" \
     -e "s#^worker_processes .*#worker_processes $workers;#" \
     -e 's#^error_log .*#error_log logs/error.log info;#' \
-    -e 's#location = /ping#location = /test/slow { content_by_lua_block { local res, err = require("coderunner.resty").call("query", "SELECT pg_sleep(0.2)"); if not res then ngx.status = 500; ngx.say(tostring(err)) else ngx.say("{}") end } }\n        location = /ping#' \
+    -e "s#location = /ping#$(grep -v '^#' scripts/test-openresty.locations | tr '\n' ' ')\n        location = /ping#" \
     examples/openresty/nginx.conf >"$tmp/nginx.conf"
 grep -q "listen 127.0.0.1:$port;" "$tmp/nginx.conf" || { echo "test-openresty: could not set the port" >&2; exit 1; }
 user=""

@@ -252,6 +252,32 @@ function resty.run(module, fn, ...)
   return dispatch("run", module, fn, ...)
 end
 
+--- Starts `n` worker-thread VMs (default max_inflight) and loads the
+--- DatabaseService in each, so that a burst of calls later finds them ready:
+--- nginx makes a worker-thread VM in its event loop the first time one is
+--- needed, which would otherwise happen under load. Call it from
+--- init_worker_by_lua; it returns at once (the work runs in timers).
+---@param n? integer
+---@return boolean ok
+---@return string|nil err
+function resty.warm_up(n)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or not ngx.timer or not ngx.run_worker_thread then
+    return false, "coderunner.resty.warm_up: needs nginx with ngx.run_worker_thread"
+  end
+  n = n or settings.max_inflight
+  local function warm(premature)
+    if premature then return end
+    local ok, err = in_thread("warm")
+    if ok == nil and err then ngx.log(ngx.WARN, "coderunner.resty.warm_up: ", tostring(err)) end
+  end
+  for _ = 1, n do
+    local ok, err = ngx.timer.at(0, warm)
+    if not ok then return false, err end
+  end
+  return true
+end
+
 --- The current settings (a copy).
 ---@return coderunner.resty.Settings
 function resty.settings() return copy_plain(settings) end

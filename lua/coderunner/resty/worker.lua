@@ -143,4 +143,15 @@ function worker.run(settings, module, fn, ...)
   return crossing(f(svc, arriving(...)))
 end
 
+--- Loads the modules and opens the service in this VM (coderunner.resty.warm_up).
+---@param settings {pool_name: string, url?: string, pool?: table}
+---@return true|nil ok
+---@return table|nil err
+function worker.warm(settings)
+  check_settings(settings)
+  local svc, err = service(settings)
+  if not svc then return nil, worker.plain_error(err) end
+  return true
+end
+
 return worker
