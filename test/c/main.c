@@ -74,6 +74,8 @@ int main(void)
   test_json();
   test_redact();
   test_sql_split();
+  test_pool_core();
+  test_pool_registry();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
