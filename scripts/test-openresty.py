@@ -8,6 +8,8 @@ samples pg_stat_activity:
      status machine (and try one move it forbids), and ask /health.
   2. 20 requests at once holding a connection 0.2 s each (pg_sleep).
   3. a burst of 100 requests at once (100 new users).
+  4. a burst of 100 requests at once holding a connection 0.2 s each: they
+     wait their turn (12 or more per connection), none fails.
 Every response is checked, then the stored rows. Fails when the server saw more
 connections from the app than pool max x nginx workers, or when /ping took
 50 ms or more under load. Prints the figures.
@@ -258,6 +260,7 @@ def main():
         s, u = await c.arequest("POST", "/users", {"email": email, "password_hash": "h" * 20})
         expect("burst create user", s, 201, u, lambda b: b.get("email") == email and b.get("plan_type") == "free")
     t_burst = run_clients(100, burst)
+    t_slow_burst = run_clients(100, slow)
     total = time.monotonic() - t_all
     time.sleep(0.05)  # a last sample after the load
     sampler.terminate()
@@ -299,6 +302,7 @@ def main():
     print(f"  load: {len(requests)} requests, 20 at a time: {t_load:.2f} s")
     print(f"  slow: 20 requests at once, 0.2 s query each: {t_slow:.2f} s")
     print(f"  burst: 100 requests at once: {t_burst:.2f} s")
+    print(f"  slow burst: 100 requests at once, 0.2 s query each: {t_slow_burst:.2f} s")
     print(f"  peak server connections from the app: {peak} (limit {limit}; {len(samples)} samples)")
     print(f"  /ping under load: max {ping_max:.1f} ms, p50 {ping_p50:.1f} ms ({len(pings)} pings)")
     print(f"  total {total:.2f} s, failures: {len(failures)}")

@@ -16,7 +16,7 @@ command -v nginx >/dev/null || { echo "test-openresty: nginx is missing (sh scri
 
 dbname=coderunner_openresty
 app=coderunner-openresty           # application_name of the example's connections
-workers=2                          # worker_processes in the test's nginx.conf
+workers=${OPENRESTY_WORKERS:-2}    # worker_processes in the test's nginx.conf
 pool_max=4                         # the example's pool max (per worker process)
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" \
