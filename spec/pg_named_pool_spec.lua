@@ -10,29 +10,11 @@ local server = require "support.server"
 
 describe("coderunner.pg named pool", function()
   local admin
+  setup(function() admin = server.connect() end)
+  teardown(function() admin:close() end)
 
-  setup(function()
-    admin = server.connect()
-  end)
-
-  teardown(function()
-    admin:close()
-  end)
-
-  local function count_backends(app)
-    return admin:query("select count(*)::int as n from pg_stat_activity where application_name = $1",
-      app)[1].n
-  end
-
-  -- the number of server backends for app, once it settles at `expected`
-  local function backends(app, expected, seconds)
-    local n
-    server.eventually(function()
-      n = count_backends(app)
-      return n == expected
-    end, seconds)
-    return n
-  end
+  local function count_backends(app) return server.count_backends(admin, app) end
+  local function backends(app, expected, seconds) return server.backends_settled(admin, app, expected, seconds) end
 
   local function conninfo(app) return "application_name=" .. app end
 
