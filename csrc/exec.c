@@ -124,7 +124,9 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
 
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
   if (simple) ps.n = 0;
-  else if (crpg_encode_params(L, first, n, &ps)) return 2;
+  else if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, &ps) ||
+           crpg_fix_array_delims(L, t->s, sql, sql_len, first, &ps))
+    return 2;
   if (t->s->decoding) { /* a previous decode raised (out of memory) */
     PQclear(t->s->decoding);
     t->s->decoding = NULL;
@@ -138,7 +140,10 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
   st = PQresultStatus(r);
   ok = r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY);
   if (ok) {
-    crpg_push_result(L, t->s, r);
+    if (crpg_push_result(L, t->s, r, t->hooks) != 1) {
+      ok = 0; /* a value that cannot be decoded: nil, err naming the column */
+      kind = KIND_SERVER;
+    }
   } else {
     if (r && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
       char *row;

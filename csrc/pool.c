@@ -71,8 +71,7 @@ static int as_int(double v) {
  * disagrees with it), else a new pool under that name. */
 static int pool_new(lua_State *L) {
   double min, max, cache;
-  char err[256], *perr = NULL;
-  PQconninfoOption *parsed;
+  char err[512];
   pool_config c;
   pool_handle *h;
   char namebuf[128];
@@ -111,20 +110,7 @@ static int pool_new(lua_State *L) {
   c.cache_size = as_int(cache);
   if (pool_config_check(&c, err, sizeof err) != 0) return crpg_push_error(L, KIND_INVALID_INPUT, err);
 
-  parsed = PQconninfoParse(c.conninfo, &perr);
-  if (!parsed) {
-    strbuf b;
-    strbuf_init(&b);
-    strbuf_puts(&b, "invalid conninfo: ");
-    /* libpq quotes the offending part, which may hold the password: say less */
-    strbuf_puts(&b, perr && strstr(perr, "password") == NULL ? perr : "could not parse it");
-    if (perr) PQfreemem(perr);
-    lua_pushnil(L);
-    crpg_new_error(L, KIND_INVALID_INPUT, b.data ? b.data : "invalid conninfo");
-    strbuf_free(&b);
-    return 2;
-  }
-  PQconninfoFree(parsed);
+  if (session_check_conninfo(c.conninfo, err, sizeof err)) return crpg_push_error(L, KIND_INVALID_INPUT, err);
 
   lua_newtable(L); /* 3: hooks */
   lua_getfield(L, 1, "logger");

@@ -226,7 +226,7 @@ error_kind pool_core_acquire(pool_core *p, session **out, char *err, size_t errl
       pthread_mutex_unlock(&p->mu);
       if (!s) {
         snprintf(err, errlen, "%s", msg);
-        return fail(p, KIND_CONNECT);
+        return fail(p, timed_out ? KIND_TIMEOUT : KIND_CONNECT);
       }
       *out = s;
       return KIND_COUNT;

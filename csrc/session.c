@@ -21,27 +21,81 @@ double session_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Copies libpq's message into err, trimmed, with the conninfo's password masked. */
+/* Copies libpq's message into err, trimmed, with every password it could
+ * quote masked: the conninfo's password and sslpassword as libpq parsed them
+ * (which is what redact_conninfo masks: session_check_conninfo refused the
+ * rest), any other value that holds a password of its own, and PGPASSWORD. */
 static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
   PQconninfoOption *opts, *o;
-  const char *password = NULL;
-  strbuf b;
+  const char *secrets[64];
+  int n_secrets = 0, i;
+  strbuf a, b;
   size_t n;
   char *errmsg = NULL;
 
   opts = PQconninfoParse(conninfo, &errmsg);
   if (errmsg) PQfreemem(errmsg);
-  for (o = opts; o && o->keyword; o++)
-    if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0]) password = o->val;
-  strbuf_init(&b);
-  redact_secret(&b, msg ? msg : "unknown error", password);
+  for (o = opts; o && o->keyword && n_secrets < 60; o++) {
+    if (!o->val || !o->val[0]) continue;
+    if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) {
+      secrets[n_secrets++] = o->val;
+    } else { /* a value that holds a conninfo of its own (dbname='... password=...') */
+      strbuf r;
+      strbuf_init(&r);
+      redact_conninfo(&r, o->val);
+      if (r.failed || !r.data || strcmp(r.data, o->val) != 0) secrets[n_secrets++] = o->val;
+      strbuf_free(&r);
+    }
+  }
+  if (getenv("PGPASSWORD") && getenv("PGPASSWORD")[0]) secrets[n_secrets++] = getenv("PGPASSWORD");
+  strbuf_init(&a);
+  strbuf_puts(&a, msg ? msg : "unknown error");
+  for (i = 0; i < n_secrets; i++) {
+    strbuf_init(&b);
+    redact_secret(&b, a.data ? a.data : "", secrets[i]);
+    strbuf_free(&a);
+    a = b;
+  }
   if (opts) PQconninfoFree(opts);
-  n = b.failed || !b.data ? 0 : b.len;
-  while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+  n = a.failed || !a.data ? 0 : a.len;
+  while (n > 0 && (a.data[n - 1] == '\n' || a.data[n - 1] == ' ')) n--;
   if (n >= errlen) n = errlen - 1;
-  if (n) memcpy(err, b.data, n);
+  if (n) memcpy(err, a.data, n);
   err[n] = '\0';
+  strbuf_free(&a);
+}
+
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen) {
+  char *perr = NULL;
+  PQconninfoOption *opts;
+  strbuf b;
+
+  if (!conninfo) return 0;
+  strbuf_init(&b);
+  if (redact_ambiguous(conninfo)) {
+    strbuf_puts(&b, "invalid conninfo: the URL's user:password@ has a raw '@' or '/' "
+                    "(libpq would read part of the password as the host): percent-encode "
+                    "them as %40 and %2F: ");
+    redact_conninfo(&b, conninfo);
+  } else if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
+    size_t n;
+    /* libpq quotes the offending text, which may be part of the password */
+    strbuf_puts(&b, "invalid conninfo (");
+    redact_quoted(&b, perr ? perr : "out of memory");
+    n = b.len;
+    while (n > 0 && b.data && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+    b.len = n;
+    strbuf_puts(&b, "): ");
+    redact_conninfo(&b, conninfo);
+    if (perr) PQfreemem(perr);
+  } else {
+    PQconninfoFree(opts);
+    strbuf_free(&b);
+    return 0;
+  }
+  snprintf(err, errlen, "%s", b.failed || !b.data ? "invalid conninfo" : b.data);
   strbuf_free(&b);
+  return -1;
 }
 
 /* libpq calls this for every NoticeResponse, including a FATAL that arrives
@@ -98,7 +152,10 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   session *s;
 
   *timed_out = 0;
-  values[0] = "UTF8";
+  if (session_check_conninfo(conninfo, err, errlen)) return NULL;
+  /* UTF8 unless the caller chose: a client_encoding in the conninfo (it comes
+   * later, so it wins) or PGCLIENTENCODING (which an explicit value would hide) */
+  values[0] = getenv("PGCLIENTENCODING") && getenv("PGCLIENTENCODING")[0] ? NULL : "UTF8";
   values[1] = "coderunner-db";
   values[2] = conninfo ? conninfo : "";
   values[3] = NULL;
@@ -155,9 +212,15 @@ static void free_notices(notice *n) {
   }
 }
 
+static void entry_free(stmt_entry *e) {
+  free(e->sql);
+  free(e->types);
+  free(e->described);
+}
+
 void session_cache_clear(session *s) {
   int i;
-  for (i = 0; i < s->cache_count; i++) free(s->cache[i].sql);
+  for (i = 0; i < s->cache_count; i++) entry_free(&s->cache[i]);
   s->cache_count = 0;
 }
 
@@ -167,6 +230,7 @@ void session_close(session *s) {
   if (s->pg) PQfinish(s->pg);
   session_cache_clear(s);
   free(s->cache);
+  pgtype_cache_free(&s->types);
   free_notices(s->notices);
   free(s);
 }
@@ -204,22 +268,36 @@ int session_check_idle(session *s) {
   return 0;
 }
 
-/* FNV-1a over the SQL text. */
-static unsigned long long hash_sql(const char *sql, size_t len) {
+/* FNV-1a over the SQL text and the parameter types. */
+static unsigned long long hash_sql(const char *sql, size_t len, int nparams, const Oid *types) {
   unsigned long long h = 1469598103934665603ULL;
   size_t i;
   for (i = 0; i < len; i++) {
     h ^= (unsigned char)sql[i];
     h *= 1099511628211ULL;
   }
+  for (i = 0; i < (size_t)nparams; i++) {
+    h ^= (unsigned long long)(types ? types[i] : 0) + 0x9e37U;
+    h *= 1099511628211ULL;
+  }
   return h;
 }
 
-static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len) {
+static int same_types(const stmt_entry *e, int nparams, const Oid *types) {
+  int i;
+  if (e->nparams != nparams) return 0;
+  for (i = 0; i < nparams; i++)
+    if (e->types[i] != (types ? types[i] : 0)) return 0;
+  return 1;
+}
+
+static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len,
+                              int nparams, const Oid *types) {
   int i;
   for (i = 0; i < s->cache_count; i++) {
     stmt_entry *e = &s->cache[i];
-    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e;
+    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0 && same_types(e, nparams, types))
+      return e;
   }
   return NULL;
 }
@@ -239,7 +317,7 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
     r = PQexec(s->pg, sql);
     PQclear(r);
   }
-  free(e->sql);
+  entry_free(e);
   *e = s->cache[--s->cache_count];
 }
 
@@ -266,21 +344,30 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   PGresult *r;
   stmt_entry *e;
   char *copy;
+  Oid *typecopy;
+  int i;
 
   if (s->cache_count == s->cache_size) {
-    int i, lru = 0;
+    int lru = 0;
     for (i = 1; i < s->cache_count; i++)
       if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
     cache_drop(s, &s->cache[lru], 1);
   }
   copy = malloc(len + 1);
-  if (!copy) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+  if (!copy || !typecopy) {
+    free(copy);
+    free(typecopy);
+    return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  }
+  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
   memcpy(copy, sql, len);
   copy[len] = '\0';
   stmt_name(name, sizeof name, s->next_stmt_id);
   r = PQprepare(s->pg, name, copy, nparams, types);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     free(copy);
+    free(typecopy);
     return r;
   }
   PQclear(r);
@@ -288,6 +375,9 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->hash = h;
   e->sql = copy;
   e->len = len;
+  e->types = typecopy;
+  e->nparams = nparams;
+  e->described = NULL;
   e->id = s->next_stmt_id++;
   e->last_used = 0;
   *out = e;
@@ -307,8 +397,8 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
     return PQexecParams(s->pg, sql, nparams, types, values, lengths, formats, 0);
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
-  h = hash_sql(sql, sql_len);
-  e = cache_find(s, h, sql, sql_len);
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
   if (e) {
     s->cache_hits++;
     *cache_hit = 1;
@@ -329,4 +419,49 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   r = prepare(s, sql, sql_len, h, nparams, types, &e);
   if (r) return r;
   return exec_prepared(s, e, nparams, values, lengths, formats);
+}
+
+/* Copies the parameter types of a described statement into out. */
+static PGresult *describe(session *s, const char *name, int nparams, Oid *out) {
+  PGresult *r = PQdescribePrepared(s->pg, name);
+  int i;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+  for (i = 0; i < nparams; i++) out[i] = i < PQnparams(r) ? PQparamtype(r, i) : 0;
+  PQclear(r);
+  return NULL;
+}
+
+PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int nparams,
+                              const Oid *types, Oid *out) {
+  unsigned long long h;
+  stmt_entry *e;
+  PGresult *r;
+  char name[32];
+
+  if (s->cache_size == 0) { /* the unnamed statement, replaced by the next one */
+    r = PQprepare(s->pg, "", sql, nparams, types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    return describe(s, "", nparams, out);
+  }
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
+  if (!e) {
+    s->cache_misses++;
+    if ((r = prepare(s, sql, sql_len, h, nparams, types, &e)) != NULL) return r;
+    e->last_used = ++s->tick;
+  }
+  if (!e->described) {
+    Oid *d = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+    if (!d) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+    stmt_name(name, sizeof name, e->id);
+    if ((r = describe(s, name, nparams, d)) != NULL) {
+      free(d);
+      if (is_stale_plan(r)) cache_drop(s, e, 0);
+      return r;
+    }
+    e->described = d;
+  }
+  memcpy(out, e->described, sizeof(Oid) * (size_t)nparams);
+  return NULL;
 }

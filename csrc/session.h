@@ -7,10 +7,17 @@
 #include <stddef.h>
 #include <libpq-fe.h>
 
+#include "pgtype.h"
+
+/* A prepared statement, keyed by its SQL text and the parameter types it was
+ * prepared with: the same text with other parameter types is another entry. */
 typedef struct stmt_entry {
-  unsigned long long hash;
+  unsigned long long hash;         /* over the text and the types */
   char *sql;
   size_t len;
+  Oid *types;                      /* nparams types (0: the server infers it) */
+  int nparams;
+  Oid *described;                  /* the server's parameter types, once asked, else NULL */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
 } stmt_entry;
@@ -37,6 +44,7 @@ typedef struct session {
   notice *notices, *notices_tail;
   int notice_count;
   int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+  pgtype_cache types;              /* pg_type facts for OIDs outside the built-in list */
 } session;
 
 /* Monotonic clock in seconds. */
@@ -48,6 +56,11 @@ double session_now(void);
 session *session_open(const char *conninfo, double timeout, int cache_size,
                       char *err, size_t errlen, int *timed_out);
 
+/* 0 when libpq can parse conninfo and reads its password where the
+ * redactor masks it; else -1 with a message in err that holds no part of the
+ * password (libpq's own message has its quoted text masked). */
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen);
+
 /* Closes the connection and frees everything. NULL is fine. */
 void session_close(session *s);
 
@@ -58,6 +71,13 @@ void session_close(session *s);
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);
+
+/* The types the server gives the parameters of sql prepared with types
+ * (prepares it through the cache like session_exec, and asks once per entry).
+ * Fills out[0..nparams). Returns NULL, or the failed result (the caller
+ * clears it). */
+PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int nparams,
+                              const Oid *types, Oid *out);
 
 /* Liveness check for an idle connection, without a round trip: 0 when usable,
  * -1 when the server already closed or terminated it. */
