@@ -52,13 +52,14 @@ describe("coderunner.resty", function()
     assert(resty.call("query", "select 1"))
   end)
 
-  it("returns NULL inside JSON as the light userdata NULL (cjson.null, ngx.null)", function()
+  it("passes pg.null as it is: the light userdata NULL (cjson.null, ngx.null)", function()
+    assert.equal(cjson.null, pg.null)
     local user = assert(resty.call("create_user", "nulls@example.com", "h4sh"))
     local project = assert(resty.call("create_project", user.id, "p"))
     local d = assert(resty.call("create_deployment", project.id, { runtime_type = "node",
       db_connection_info = { host = "db", replica = cjson.null } }))
     assert.equal("db", d.db_connection_info.host)
-    assert.equal(cjson.null, d.db_connection_info.replica)
+    assert.equal(pg.null, d.db_connection_info.replica)
     assert.equal('{"replica":null}', cjson.encode({ replica = d.db_connection_info.replica }))
   end)
 

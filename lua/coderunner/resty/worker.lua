@@ -15,17 +15,12 @@ local worker = {}
 -- nginx requires this module in its event loop (then calls a function in the
 -- thread): the heavy modules load on the first call, in the thread, so a new
 -- worker-thread VM costs the event loop next to nothing.
-local pg, db, light_null
+local pg, db
 
 local function load()
   if db then return end
   pg = require "coderunner.pg"
   db = require "coderunner.db"
-  -- pg.null must be the light userdata NULL (cjson.null, ngx.null) to cross.
-  -- Where it is not (a core older than that), it is swapped for cjson.null on
-  -- the way out and back on the way in.
-  local ok, cjson = pcall(require, "cjson")
-  if ok and cjson.null ~= pg.null then light_null = cjson.null end
 end
 
 -- The services of this VM, by pool name.
@@ -69,33 +64,11 @@ end
 
 -- Values returned from a call, made safe to cross: error objects become plain
 -- tables; anything else crosses as it is (nginx copies tables recursively,
--- dropping metatables).
-local function swap_null(v, from, to, seen)
-  if v == from then return to end
-  if type(v) ~= "table" or seen[v] then return v end
-  seen[v] = true
-  for k, x in pairs(v) do
-    if x == from or type(x) == "table" then v[k] = swap_null(x, from, to, seen) end
-  end
-  return v
-end
-
--- The arguments as the service takes them (light NULL -> pg.null).
-local function arriving(...)
-  if light_null == nil then return ... end
-  local n, args = select("#", ...), { ... }
-  for i = 1, n do args[i] = swap_null(args[i], light_null, pg.null, {}) end
-  return (table.unpack or unpack)(args, 1, n) -- luacheck: ignore 113
-end
-
+-- dropping metatables; pg.null is the light userdata NULL, which crosses).
 local function crossing(...)
   local n, out = select("#", ...), { ... }
   for i = 1, n do
-    if pg.is_error(out[i]) then
-      out[i] = worker.plain_error(out[i])
-    elseif light_null ~= nil then
-      out[i] = swap_null(out[i], pg.null, light_null, {})
-    end
+    if pg.is_error(out[i]) then out[i] = worker.plain_error(out[i]) end
   end
   return (table.unpack or unpack)(out, 1, n) -- luacheck: ignore 113
 end
@@ -124,7 +97,7 @@ function worker.call(settings, method, ...)
   if type(fn) ~= "function" then
     error(("coderunner.resty: no DatabaseService method %q"):format(method), 2)
   end
-  return crossing(fn(svc, arriving(...)))
+  return crossing(fn(svc, ...))
 end
 
 --- Runs `require(module)[fn](svc, ...)` with the service of the pool: for work
@@ -140,7 +113,7 @@ function worker.run(settings, module, fn, ...)
   if type(f) ~= "function" then error(("coderunner.resty: %s.%s is not a function"):format(module, fn), 2) end
   local svc, err = service(settings)
   if not svc then return nil, worker.plain_error(err) end
-  return crossing(f(svc, arriving(...)))
+  return crossing(f(svc, ...))
 end
 
 --- Loads the modules and opens the service in this VM (coderunner.resty.warm_up).
