@@ -95,8 +95,8 @@ static int pool_new(lua_State *L) {
   lua_getfield(L, 1, "conninfo");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "pool option conninfo must be a string");
   c.conninfo = lua_isnil(L, -1) ? "" : lua_tostring(L, -1); /* 2: kept on the stack */
-  if (read_number(L, "min", c.min, 0, &min, err, sizeof err) ||
-      read_number(L, "max", c.max, 1, &max, err, sizeof err) ||
+  if (read_number(L, "max", c.max, 1, &max, err, sizeof err) ||
+      read_number(L, "min", max < c.min ? max : c.min, 0, &min, err, sizeof err) || /* default never above max */
       read_number(L, "idle_timeout", c.idle_timeout, 0, &c.idle_timeout, err, sizeof err) ||
       read_number(L, "connect_timeout", c.connect_timeout, 0.001, &c.connect_timeout, err, sizeof err) ||
       read_number(L, "acquire_timeout", c.acquire_timeout, 0, &c.acquire_timeout, err, sizeof err) ||

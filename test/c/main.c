@@ -74,6 +74,7 @@ int main(void)
   test_json();
   test_redact();
   test_sql_split();
+  test_conninfo();
   test_pool_core();
   test_pool_registry();
   printf("%d passed, %d failed\n", passed, failed);
