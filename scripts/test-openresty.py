@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Drives the OpenResty example over HTTP (scripts/test-openresty.sh starts it).
 
-Phases, while one thread pings /ping (no database) every 10 ms and another
-samples pg_stat_activity:
+First a call in the set phase must be refused (it would block). Then these
+phases, the clients in asyncio (one thread), while a process of its own pings
+/ping (no database) every 10 ms and one psql samples pg_stat_activity every
+20 ms:
   1. 200 requests, 20 at a time: 20 clients each create a user, two projects
      and a deployment, list the projects, walk the deployment through the
      status machine (and try one move it forbids), and ask /health.
