@@ -2,7 +2,7 @@
  * Lua side): metatable names, the handle types, and the functions one file
  * offers another. Files call one way, each only files listed above it:
  *   pure C:  strbuf, array_literal, bytea, redact, json, sql_split, sqlstate, copy_text,
- *            binary, conninfo, pgtype, session, pool_core
+ *            binary, conninfo, pgtype, session, pool_core, pool_registry
  *   Lua:     auxlib, error, json_value, params, result, exec, conn, pool, tx,
  *            copy, rows, pipeline, notify,
  *            module (the opener; nothing calls it)

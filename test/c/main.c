@@ -76,6 +76,7 @@ int main(void)
   test_sql_split();
   test_conninfo();
   test_pool_core();
+  test_pool_registry();
   test_copy_text();
   test_binary();
   printf("%d passed, %d failed\n", passed, failed);

@@ -75,9 +75,12 @@ function pg.connect(conninfo, opts) end
 ---@field slow_query_ms? number   default 1000
 ---@field on_slow_query? fun(info: {sql: string, duration_ms: number})
 ---@field logger? fun(level: string, message: string, info: table)
+---@field name? string            process-wide: every Lua state asking for this name shares one pool
 
 --- Creates a pool. Fails (nil, err kind invalid_input) only for bad options or an
---- unparsable conninfo; an unreachable server is not an error here.
+--- unparsable conninfo; an unreachable server is not an error here. With `name`:
+--- the living pool of that name in the process when there is one (nil, err kind
+--- invalid_input when an option given disagrees with it), else a new one.
 ---@param opts coderunner.pg.PoolOptions
 ---@return coderunner.pg.Pool|nil pool
 ---@return coderunner.pg.Error|nil err
@@ -357,6 +360,7 @@ function Tx:status() end
 ---@field cache_hits integer
 ---@field cache_misses integer
 ---@field last_error? string  the last failure to connect, redacted
+---@field name? string        a named pool's name
 
 ---@class coderunner.pg.Pool: coderunner.pg.Executor
 local Pool = {}
@@ -370,10 +374,12 @@ function Pool:release(conn) end
 function Pool:stats() end
 --- Closes idle connections past idle_timeout or max_lifetime, and opens up to min.
 function Pool:maintain() end
+--- True once closed here, or (a named pool) by any Lua state holding it.
 ---@return boolean
 function Pool:is_closed() end
 --- Closes the pool: idle connections now, busy ones when released. Waits up to
---- timeout seconds for busy ones; returns true when all are closed.
+--- timeout seconds for busy ones; returns true when all are closed. A named pool
+--- closes for every Lua state holding it, and its name is free for a new pool.
 ---@param timeout? number
 ---@return boolean
 function Pool:close(timeout) end
