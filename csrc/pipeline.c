@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crpg.h"
@@ -77,8 +78,14 @@ static int send_one(lua_State *L, int pidx, pipeline_handle *p, int sql_idx, int
   int how, ok;
   if (!sql) return crpg_push_error(L, KIND_INVALID_INPUT, "pipeline statement: SQL must be a string");
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
-  if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, &ps)) return 2;
+  if (crpg_encode_params(L, first, n, &ps)) return 2;
   how = session_pipeline_name(s, sql, sql_len, ps.n, ps.types, name, sizeof name);
+  /* a cached statement (same SQL, same parameter count) passed this check
+   * when it was cached: the lexer runs once per statement, not per call */
+  if (how != 1 && crpg_check_param_count(L, sql, sql_len, n)) {
+    if (how == 2) session_pipeline_forget(s, name);
+    return 2;
+  }
   if (how == 0) {
     ok = PQsendQueryParams(pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0);
   } else {
@@ -93,9 +100,9 @@ static int send_one(lua_State *L, int pidx, pipeline_handle *p, int sql_idx, int
     return crpg_push_error(L, KIND_CONNECT, PQerrorMessage(pg));
   }
   p->sent++;
-  if (how) {
+  if (how) {  /* "crpg_<id>": id + 1, negative when prepared in this pipeline */
     push_names(L, pidx);
-    lua_pushfstring(L, "%s%s", how == 2 ? "+" : "", name);
+    lua_pushinteger(L, ((lua_Integer)strtol(name + 5, NULL, 10) + 1) * (how == 2 ? -1 : 1));
     lua_rawseti(L, -2, p->sent);
     lua_pop(L, 1);
   }
@@ -134,14 +141,21 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
   for (i = 1; i <= n; i++) {
     PGresult *r, *prep_failed = NULL;
     ExecStatusType st;
-    const char *name;
-    lua_rawgeti(L, names, i);
-    name = lua_tostring(L, -1);   /* "+crpg_n": prepared here first; "crpg_n": cached; nil: unnamed */
-    lua_pop(L, 1);                /* still referenced by the names table */
-    if (name && name[0] == '+' && !broken) {
+    char buf[32], *name = NULL;
+    int prepared_here = 0;
+    lua_Integer id;
+    lua_rawgeti(L, names, i);     /* -(id + 1): prepared here first; id + 1: cached; nil: unnamed */
+    id = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (id) {
+      prepared_here = id < 0;
+      snprintf(buf, sizeof buf, "crpg_%ld", (long)(id < 0 ? -id : id) - 1);
+      name = buf;
+    }
+    if (prepared_here && !broken) {
       r = PQgetResult(pg);        /* the prepare */
       if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        session_pipeline_forget(s, name + 1);
+        session_pipeline_forget(s, name);
         prep_failed = r;
       } else {
         PQclear(r);
@@ -161,7 +175,7 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
     st = PQresultStatus(r);
     if (r && st == PGRES_FATAL_ERROR && name &&
         sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan)
-      session_pipeline_forget(s, name[0] == '+' ? name + 1 : name);
+      session_pipeline_forget(s, name);
     got[i - 1] = r;
     if (!r) broken = 1;
     /* the NULL that ends this statement's results, then its sync */
@@ -308,6 +322,11 @@ int crpg_batch(lua_State *L) {
     if (lua_type(L, -1) != LUA_TSTRING) {
       snprintf(msg, sizeof msg, "batch entry %d has no SQL string first", i);
       return crpg_push_error(L, KIND_INVALID_INPUT, msg);
+    }
+    {
+      size_t len;
+      const char *sql = lua_tolstring(L, -1, &len);
+      if (crpg_check_param_count(L, sql, len, m > 1 ? m - 1 : 0)) return 2;
     }
     lua_pop(L, 1);
     luaL_checkstack(L, m + 8, "too many parameters");

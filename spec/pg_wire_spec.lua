@@ -242,6 +242,19 @@ describe("coderunner.pg wire features", function()
       r, err = conn:batch { { "insert into wire_t (id) values ($1)", 1 }, { "select $1", function() end } }
       assert.is_nil(r)
       assert.are.equal("invalid_input", err.kind)
+      r, err = conn:batch { { "insert into wire_t (id) values ($1)", 1 }, { "select $1, $2", 1 } }
+      assert.is_nil(r)
+      assert.are.equal("invalid_input", err.kind)
+      assert.matches("2 parameters", err.message)
+      -- in a pipeline, a wrong parameter count raises at p:query, before it is sent
+      local ok, perr = pcall(conn.pipeline, conn, function(p)
+        p:query("insert into wire_t (id) values ($1)", 7)
+        p:query("select $1::int as a", 1, 2)
+      end)
+      assert.is_false(ok)
+      assert.are.equal("invalid_input", perr.kind)
+      assert.are.equal(1, count(conn, "select count(*) as n from wire_t where id = 7"))
+      conn:query("delete from wire_t")
       assert.are.equal(0, count(conn, "select count(*) as n from wire_t"))
     end)
 
