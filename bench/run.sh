@@ -20,6 +20,7 @@ modes=${BENCH_MODES:-pinned unpinned}
 workloads=${BENCH_WORKLOADS:-"point $((10000 * scale))
 wide $((30 * scale))
 wide_binary $((30 * scale))
+typical $((30 * scale))
 insert $((10000 * scale))
 point/pool $((10000 * scale))
 copy $((100000 * scale))
