@@ -299,11 +299,36 @@ static void civil(long long days, long long *y, int *m, int *d) {
   *y = yoe + era * 400 + (*m <= 2);
 }
 
+/* v in at least width digits, zero-padded; returns the length written. */
+static size_t put_digits(char *out, unsigned long long v, int width) {
+  char tmp[24];
+  int n = 0;
+  size_t o = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n < width) tmp[n++] = '0';
+  while (n) out[o++] = tmp[--n];
+  return o;
+}
+
+static void put2(char *out, int v) {
+  out[0] = (char)('0' + v / 10);
+  out[1] = (char)('0' + v % 10);
+}
+
 static size_t put_date(char *out, long long days) {
   long long y;
   int m, d;
+  size_t o;
   civil(days, &y, &m, &d);
-  return (size_t)snprintf(out, BINARY_TIME_MAX, "%04lld-%02d-%02d", y > 0 ? y : 1 - y, m, d);
+  o = put_digits(out, (unsigned long long)(y > 0 ? y : 1 - y), 4);
+  out[o] = '-';
+  put2(out + o + 1, m);
+  out[o + 3] = '-';
+  put2(out + o + 4, d);
+  return o + 6;
 }
 
 static size_t put_bc(char *out, size_t o, long long days) {
@@ -347,19 +372,33 @@ int binary_timestamp(const char *v, size_t len, int with_tz, long east, char out
   o = put_date(out, days);
   sec = (int)(time / 1000000 % 60);
   usec = (int)(time % 1000000);
-  o += (size_t)snprintf(out + o, BINARY_TIME_MAX - o, " %02d:%02d:%02d", (int)(time / 3600000000LL),
-                        (int)(time / 60000000 % 60), sec);
+  out[o] = ' ';
+  put2(out + o + 1, (int)(time / 3600000000LL));
+  out[o + 3] = ':';
+  put2(out + o + 4, (int)(time / 60000000 % 60));
+  out[o + 6] = ':';
+  put2(out + o + 7, sec);
+  o += 9;
   if (usec) {  /* six digits, trailing zeros trimmed */
-    o += (size_t)snprintf(out + o, BINARY_TIME_MAX - o, ".%06d", usec);
+    out[o++] = '.';
+    o += put_digits(out + o, (unsigned long long)usec, 6);
     while (out[o - 1] == '0') o--;
   }
   if (with_tz) {  /* as the server's EncodeTimezone */
     long a = east < 0 ? -east : east;
     int h = (int)(a / 3600), mi = (int)(a / 60 % 60), s = (int)(a % 60);
     out[o++] = east >= 0 ? '+' : '-';
-    if (s) o += (size_t)snprintf(out + o, BINARY_TIME_MAX - o, "%02d:%02d:%02d", h, mi, s);
-    else if (mi) o += (size_t)snprintf(out + o, BINARY_TIME_MAX - o, "%02d:%02d", h, mi);
-    else o += (size_t)snprintf(out + o, BINARY_TIME_MAX - o, "%02d", h);
+    o += put_digits(out + o, (unsigned long long)h, 2);
+    if (s || mi) {
+      out[o++] = ':';
+      put2(out + o, mi);
+      o += 2;
+    }
+    if (s) {
+      out[o++] = ':';
+      put2(out + o, s);
+      o += 2;
+    }
   }
   *outlen = put_bc(out, o, days);
   return 0;
