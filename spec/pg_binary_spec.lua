@@ -163,10 +163,10 @@ describe("binary results", function()
       compare(times, false)
       compare("select '2024-01-02'::date as c, '2024-01-02 03:04:05.5'::timestamp as d", true)
       for _, style in ipairs { "SQL, DMY", "German", "Postgres, MDY" } do
-        for _, c in ipairs { bin, txt } do 
+        for _, c in ipairs { bin, txt } do
           assert(c:query("set timezone = 'UTC'"))
           assert(c:query("set datestyle = '" .. style .. "'"))
-         end
+        end
         compare(times, false)
         compare("select '2024-01-02'::date as c", false)
       end
