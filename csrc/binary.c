@@ -196,13 +196,15 @@ int binary_float4(const char *v, size_t len, double *out) {
 
 int binary_uuid(const char *v, size_t len, char out[36]) {
   static const char hex[] = "0123456789abcdef";
+  unsigned char b[16];
   size_t i, o = 0;
   if (len != 16) return -1;
+  memcpy(b, v, 16);
   for (i = 0; i < 16; i++) {
-    unsigned char c = (unsigned char)v[i];
     if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-    out[o++] = hex[c >> 4];
-    out[o++] = hex[c & 15];
+    out[o] = hex[b[i] >> 4];
+    out[o + 1] = hex[b[i] & 15];
+    o += 2;
   }
   return 0;
 }
