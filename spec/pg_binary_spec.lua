@@ -174,6 +174,20 @@ describe("binary results", function()
       compare(times, true)
     end)
 
+  it("a statement that sets a fixed-offset TimeZone itself shows its timestamptz values in it, as text does",
+    function()
+      for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
+      local sql = "select set_config('timezone', 'Etc/GMT+5', false) as s, "
+        .. "'2024-01-01 00:00:00+00'::timestamptz as t"
+      assert(bin:query(sql))
+      for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
+      local before = bin:cache_stats().binary_results
+      local b, t = assert(bin:query(sql)), assert(txt:query(sql))
+      assert.are.equal(before + 1, bin:cache_stats().binary_results)
+      assert.are.equal("2023-12-31 19:00:00-05", t[1].t)
+      assert.are.equal(t[1].t, b[1].t)
+    end)
+
   it("many typical rows (uuid, text, timestamptz, numeric, int, jsonb, arrays, float4) decode the same", function()
     for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
     compare("select g as id, md5(g::text)::uuid as uid, 'name ' || g as name, "
