@@ -39,7 +39,8 @@ elseif workload == "wide" or workload == "wide_binary" then -- both: binary resu
         + row.meta.k -- decoded into a table, where C only kept the text
     end
   end
-elseif workload == "typical" or workload == "typical_binary" then -- int, uuid, text, timestamptz, numeric, jsonb, int4[]; binary results when it can
+-- typical: int, uuid, text, timestamptz, numeric, jsonb, int4[]; both: binary results when it can
+elseif workload == "typical" or workload == "typical_binary" then
   assert(exec:query("set timezone = 'UTC'"))
   assert(exec:query("create temp table bench_typical as select g as id, md5(g::text)::uuid as uid, "
     .. "'name ' || g as name, timestamptz '2024-01-01 00:00:00+00' + g * interval '61.25 seconds' as created, "
