@@ -183,10 +183,36 @@ void crpg_release_conn(conn_handle *h) {
   h->s = NULL;
   if (h->pool) {
     h->released = 1;
+    session_tx_reset(s); /* the pool rolls back whatever is open */
     crpg_pool_release(h->pool, s);
   } else {
     session_close(s);
   }
+}
+
+/* From a finalizer: like crpg_release_conn, but never waits on the network.
+ * A borrowed connection with anything open (a transaction, an abandoned one)
+ * is discarded instead of rolled back; closing sends Terminate without
+ * waiting (sessions are non-blocking). */
+void crpg_abandon_conn(conn_handle *h) {
+  session *s = h->s;
+  if (!s) return;
+  if (h->pool && (s->tx_id || s->abandoned >= 0 || PQtransactionStatus(s->pg) != PQTRANS_IDLE))
+    s->broken = 1;
+  crpg_release_conn(h);
+}
+
+/* Before a statement on the bare connection: cleans what a collected
+ * transaction left (bounded in time) and refuses a connection whose open
+ * transaction belongs to another coroutine (raises). Returns 0, or pushes
+ * nil, err and returns 2. */
+static int conn_ready(lua_State *L, conn_handle *h) {
+  session *s = h->s;
+  if (s->abandoned >= 0 && session_settle(s, SESSION_SETTLE_TIMEOUT) != 0)
+    return crpg_push_error(L, KIND_CLOSED, "connection was given up: cleaning a collected transaction did not finish in time");
+  if (s->tx_id && s->tx_owner != (const void *)L)
+    luaL_error(L, "connection is busy in a transaction of another coroutine");
+  return 0;
 }
 
 static void target_of(lua_State *L, int idx, conn_handle *h, exec_target *t) {
@@ -266,6 +292,7 @@ static int conn_query(lua_State *L) {
   conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
   luaL_checkstring(L, 2);
+  if (conn_ready(L, h)) return 2;
   target_of(L, 1, h, &t);
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
@@ -276,6 +303,7 @@ static int conn_exec(lua_State *L) {
   exec_target t;
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
+  if (conn_ready(L, h)) return 2;
   target_of(L, 1, h, &t);
   return crpg_run(L, &t, 2, 0, 0, 1);
 }
@@ -285,6 +313,12 @@ static int conn_close(lua_State *L) {
   crpg_release_conn(to_conn(L, 1));
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* Finalizer: gives the connection back without waiting on the network. */
+static int conn_gc(lua_State *L) {
+  crpg_abandon_conn(to_conn(L, 1));
+  return 0;
 }
 
 /* conn:is_closed() -> boolean */
@@ -305,21 +339,30 @@ static int conn_cache_stats(lua_State *L) {
   return 1;
 }
 
+/* Escapes the string argument with fn: NUL (which would cut the string
+ * short) and text invalid in the client encoding are refused. */
 static int escape_with(lua_State *L, char *(*fn)(PGconn *, const char *, size_t)) {
   session *s = crpg_check_conn(L, 1)->s;
   size_t len;
   const char *str = luaL_checklstring(L, 2, &len);
-  char *out = fn(s->pg, str, len);
-  if (!out) return luaL_error(L, "cannot escape: %s", PQerrorMessage(s->pg));
+  char *out;
+  if (memchr(str, 0, len)) return crpg_push_error(L, KIND_INVALID_INPUT, "cannot escape a string containing a NUL byte");
+  out = fn(s->pg, str, len);
+  if (!out) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "cannot escape: %s", PQerrorMessage(s->pg));
+    session_one_line(msg);
+    return crpg_push_error(L, KIND_INVALID_INPUT, msg);
+  }
   lua_pushstring(L, out);
   PQfreemem(out);
   return 1;
 }
 
-/* conn:escape_identifier(s) -> "\"quoted\"" */
+/* conn:escape_identifier(s) -> "\"quoted\"" | nil, err (invalid_input: NUL, bad encoding) */
 static int conn_escape_identifier(lua_State *L) { return escape_with(L, PQescapeIdentifier); }
 
-/* conn:escape_literal(s) -> "'quoted'" */
+/* conn:escape_literal(s) -> "'quoted'" | nil, err (invalid_input: NUL, bad encoding) */
 static int conn_escape_literal(lua_State *L) { return escape_with(L, PQescapeLiteral); }
 
 /* conn:parameter(name) -> server parameter (server_version, TimeZone, ...) or nil */
@@ -327,6 +370,23 @@ static int conn_parameter(lua_State *L) {
   session *s = crpg_check_conn(L, 1)->s;
   const char *v = PQparameterStatus(s->pg, luaL_checkstring(L, 2));
   if (v) lua_pushstring(L, v); else lua_pushnil(L);
+  return 1;
+}
+
+/* conn:option(name) -> the value of libpq connection option name in use
+ * (host, sslmode, keepalives_idle, ...), or nil; never the password. */
+static int conn_option(lua_State *L) {
+  session *s = crpg_check_conn(L, 1)->s;
+  const char *name = luaL_checkstring(L, 2);
+  PQconninfoOption *opts = PQconninfo(s->pg), *o;
+  lua_pushnil(L);
+  for (o = opts; o && o->keyword; o++) {
+    if (strcmp(o->keyword, name) == 0 && o->val && strcmp(name, "password") != 0 && o->dispchar[0] != '*') {
+      lua_pushstring(L, o->val);
+      break;
+    }
+  }
+  if (opts) PQconninfoFree(opts);
   return 1;
 }
 
@@ -366,12 +426,13 @@ void crpg_open_conn(lua_State *L) {
     {"escape_identifier", conn_escape_identifier},
     {"escape_literal", conn_escape_literal},
     {"parameter", conn_parameter},
+    {"option", conn_option},
     {"server_version", conn_server_version},
     {"backend_pid", conn_backend_pid},
     {NULL, NULL},
   };
   static const luaL_Reg metamethods[] = {
-    {"__gc", conn_close},
+    {"__gc", conn_gc},
     {"__close", conn_close},
     {"__tostring", conn_tostring},
     {NULL, NULL},

@@ -89,6 +89,7 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
  * or 0) becomes its hooks table. */
 conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, double slow_ms, int hooks);
 void crpg_release_conn(conn_handle *h);     /* back to its pool, or closed */
+void crpg_abandon_conn(conn_handle *h);     /* the same from a finalizer: no network wait */
 void crpg_open_conn(lua_State *L);
 
 /* pool.c */

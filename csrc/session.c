@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 #include "strbuf.h"
 
 #define MAX_PENDING_NOTICES 256
+/* After a deadline passes: how long the cancel request and the drain of the
+ * cancelled statement may take before the connection is given up. */
+#define CANCEL_GRACE 2.0
 
 double session_now(void) {
   struct timespec ts;
@@ -36,11 +40,32 @@ static void copy_error(char *err, size_t errlen, const char *msg, const char *co
   redact_secret(&b, msg ? msg : "unknown error", password);
   if (opts) PQconninfoFree(opts);
   n = b.failed || !b.data ? 0 : b.len;
-  while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
   if (n >= errlen) n = errlen - 1;
   if (n) memcpy(err, b.data, n);
   err[n] = '\0';
   strbuf_free(&b);
+  session_one_line(err);
+}
+
+void session_one_line(char *msg) {
+  char *in = msg, *out = msg;
+  while (*in) {
+    if (*in == '\n' || *in == '\r') {
+      while (*in == '\n' || *in == '\r') in++;
+      if (!*in) break;
+      if (*in == ' ' || *in == '\t') {
+        while (*in == ' ' || *in == '\t') in++;
+        *out++ = ' ';
+      } else {
+        *out++ = ';';
+        *out++ = ' ';
+      }
+      continue;
+    }
+    *out++ = *in++;
+  }
+  while (out > msg && (out[-1] == ' ' || out[-1] == ';')) out--;
+  *out = '\0';
 }
 
 /* libpq calls this for every NoticeResponse, including a FATAL that arrives
@@ -88,9 +113,12 @@ static int wait_socket(int fd, short events, double deadline) {
 
 session *session_open(const char *conninfo, double timeout, int cache_size,
                       char *err, size_t errlen, int *timed_out) {
+  /* Defaults the conninfo (expanded last, from dbname) may override: TCP
+   * keepalives find a dead peer in about a minute instead of hours. */
   static const char *const keywords[] = {"client_encoding", "fallback_application_name",
-                                         "dbname", NULL};
-  const char *values[4];
+                                         "keepalives", "keepalives_idle", "keepalives_interval",
+                                         "keepalives_count", "dbname", NULL};
+  const char *values[8];
   PGconn *pg;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   double deadline = session_now() + (timeout > 0 ? timeout : 3600.0);
@@ -99,22 +127,26 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   *timed_out = 0;
   values[0] = "UTF8";
   values[1] = "coderunner-db";
-  values[2] = conninfo ? conninfo : "";
-  values[3] = NULL;
+  values[2] = "1";
+  values[3] = "30";
+  values[4] = "10";
+  values[5] = "3";
+  values[6] = conninfo ? conninfo : "";
+  values[7] = NULL;
   pg = PQconnectStartParams(keywords, values, 1);
   if (!pg) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
   if (PQstatus(pg) == CONNECTION_BAD) {
-    copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+    copy_error(err, errlen, PQerrorMessage(pg), values[6]);
     PQfinish(pg);
     return NULL;
   }
   while (st != PGRES_POLLING_OK) {
     int ready;
     if (st == PGRES_POLLING_FAILED) {
-      copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+      copy_error(err, errlen, PQerrorMessage(pg), values[6]);
       PQfinish(pg);
       return NULL;
     }
@@ -142,7 +174,10 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   s->pg = pg;
   s->cache_size = cache_size > 0 ? cache_size : 0;
   s->created_at = s->idle_since = session_now();
+  s->abandoned = -1;
   PQsetNoticeReceiver(pg, on_notice, s);
+  /* sends never block: session_query waits on the socket with its deadline */
+  PQsetnonblocking(pg, 1);
   return s;
 }
 
@@ -178,7 +213,211 @@ notice *session_take_notices(session *s) {
 }
 
 int session_is_broken(const session *s) {
-  return !s->pg || PQstatus(s->pg) != CONNECTION_OK;
+  return !s->pg || s->broken || PQstatus(s->pg) != CONNECTION_OK;
+}
+
+/* ---- statements within a deadline ------------------------------------------- */
+
+/* poll() on fd until an event, the deadline (0: none) or an error.
+ * Returns revents (> 0), 0 when the deadline passed, -1 on error. */
+static int wait_io(int fd, short events, double deadline) {
+  for (;;) {
+    struct pollfd p;
+    int r, ms = -1;
+    if (deadline > 0) {
+      double left = deadline - session_now();
+      if (left <= 0) return 0;
+      ms = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
+    }
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    if (r > 0) return p.revents;
+    if (r < 0 && errno != EINTR) return -1;
+  }
+}
+
+/* A cancel request runs in its own thread, so that a server that does not
+ * answer (a black-holed network) costs the caller at most the grace period;
+ * the thread frees the job when the caller stopped waiting for it. */
+typedef struct cancel_job {
+  PGcancel *cancel;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done, abandoned;
+} cancel_job;
+
+static void cancel_job_free(cancel_job *j) {
+  PQfreeCancel(j->cancel);
+  pthread_mutex_destroy(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  free(j);
+}
+
+static void *cancel_thread(void *arg) {
+  cancel_job *j = arg;
+  char err[256];
+  int abandoned;
+  (void)PQcancel(j->cancel, err, sizeof err);
+  pthread_mutex_lock(&j->mu);
+  j->done = 1;
+  abandoned = j->abandoned;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  if (abandoned) cancel_job_free(j);
+  return NULL;
+}
+
+/* Asks the server to cancel what pg is running; waits up to deadline.
+ * Returns 0 when the request was delivered in time. */
+static int send_cancel(PGconn *pg, double deadline) {
+  cancel_job *j = calloc(1, sizeof *j);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_condattr_t ca;
+  int done;
+  if (!j || !(j->cancel = PQgetCancel(pg))) {
+    free(j);
+    return -1;
+  }
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&j->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, cancel_thread, j) != 0) {
+    char err[256];
+    pthread_attr_destroy(&attr);
+    done = PQcancel(j->cancel, err, sizeof err); /* no thread: blocking, as libpq does */
+    cancel_job_free(j);
+    return done ? 0 : -1;
+  }
+  pthread_attr_destroy(&attr);
+  pthread_mutex_lock(&j->mu);
+  while (!j->done) {
+    struct timespec ts;
+    double whole = (double)(long long)deadline;
+    ts.tv_sec = (time_t)whole;
+    ts.tv_nsec = (long)((deadline - whole) * 1e9);
+    if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
+  }
+  done = j->done;
+  if (!done) j->abandoned = 1;
+  pthread_mutex_unlock(&j->mu);
+  if (done) cancel_job_free(j);
+  return done ? 0 : -1;
+}
+
+/* Collects the results of the statement in flight as PQexec does (the last
+ * one; COPY stops it), waiting on the socket until s->deadline. Returns NULL
+ * with *late set when the deadline passed first. */
+static PGresult *collect(session *s, double deadline, int *late) {
+  PGconn *pg = s->pg;
+  PGresult *last = NULL, *r;
+  int fd = PQsocket(pg);
+  *late = 0;
+  for (;;) { /* send what libpq still holds */
+    int f = PQflush(pg), ev;
+    if (f <= 0) break;
+    ev = wait_io(fd, POLLIN | POLLOUT, deadline);
+    if (ev == 0) { *late = 1; return NULL; }
+    if (ev < 0) break;
+    if ((ev & POLLIN) && !PQconsumeInput(pg)) break;
+  }
+  for (;;) {
+    ExecStatusType st;
+    while (PQisBusy(pg)) {
+      int ev = wait_io(fd, POLLIN, deadline);
+      if (ev == 0) {
+        PQclear(last);
+        *late = 1;
+        return NULL;
+      }
+      if (ev < 0 || !PQconsumeInput(pg)) break; /* lost: PQgetResult reports it */
+    }
+    r = PQgetResult(pg);
+    if (!r) break;
+    PQclear(last);
+    last = r;
+    st = PQresultStatus(r);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+        PQstatus(pg) == CONNECTION_BAD)
+      break;
+  }
+  return last;
+}
+
+/* Waits for the statement just sent (sent: PQsend*'s result). On a passed
+ * deadline: cancel, drain within the grace, flag timed_out (or broken). */
+static PGresult *finish(session *s, int sent) {
+  PGresult *r;
+  int late;
+  if (!sent) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  r = collect(s, s->deadline, &late);
+  if (!late) return r;
+  s->timed_out = 1;
+  {
+    double grace = session_now() + CANCEL_GRACE;
+    if (send_cancel(s->pg, grace) != 0) {
+      s->broken = 1;
+    } else {
+      r = collect(s, grace, &late);
+      PQclear(r);
+      if (late) s->broken = 1;
+    }
+  }
+  return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+}
+
+PGresult *session_query(session *s, const char *sql) {
+  s->timed_out = 0;
+  return finish(s, PQsendQuery(s->pg, sql));
+}
+
+void session_savepoint_name(char *buf, size_t n, unsigned id) {
+  snprintf(buf, n, "crpg_sp_%u", id);
+}
+
+void session_tx_reset(session *s) {
+  s->tx_id = 0;
+  s->tx_owner = NULL;
+  s->sp_top = 0;
+  s->abandoned = -1;
+}
+
+int session_settle(session *s, double timeout) {
+  char sql[160];
+  PGresult *r;
+  int depth = s->abandoned, ok;
+  double saved = s->deadline;
+  if (depth < 0) return 0;
+  if (session_is_broken(s)) return -1;
+  if (depth == 0 || depth > s->sp_top) {
+    snprintf(sql, sizeof sql, "ROLLBACK");
+  } else {
+    char name[32];
+    session_savepoint_name(name, sizeof name, s->sp_ids[depth]);
+    snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT %s; RELEASE SAVEPOINT %s", name, name);
+  }
+  s->deadline = session_now() + timeout;
+  r = session_query(s, sql);
+  s->deadline = saved;
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK && !s->timed_out;
+  PQclear(r);
+  s->timed_out = 0;
+  if (!ok) {
+    s->broken = 1;
+    return -1;
+  }
+  if (depth == 0 || depth > s->sp_top) session_tx_reset(s);
+  else {
+    s->sp_top = depth - 1;
+    s->abandoned = -1;
+  }
+  return 0;
 }
 
 int session_check_idle(session *s) {
@@ -235,7 +474,7 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
     char sql[48];
     PGresult *r;
     snprintf(sql, sizeof sql, "DEALLOCATE crpg_%u", e->id);
-    r = PQexec(s->pg, sql);
+    r = finish(s, PQsendQuery(s->pg, sql));
     PQclear(r);
   }
   free(e->sql);
@@ -259,7 +498,7 @@ static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const cha
   char name[32];
   stmt_name(name, sizeof name, e->id);
   e->last_used = ++s->tick;
-  return PQexecPrepared(s->pg, name, nparams, values, lengths, formats, 0);
+  return finish(s, PQsendQueryPrepared(s->pg, name, nparams, values, lengths, formats, 0));
 }
 
 /* Prepares sql under a new name, evicting the least recently used entry when
@@ -270,20 +509,24 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   PGresult *r;
   stmt_entry *e;
   char *copy;
+  unsigned id;
 
   if (s->cache_count == s->cache_size) {
     int i, lru = 0;
     for (i = 1; i < s->cache_count; i++)
       if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
     cache_drop(s, &s->cache[lru], 1);
+    if (s->timed_out) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
   }
   copy = malloc(len + 1);
   if (!copy) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
   memcpy(copy, sql, len);
   copy[len] = '\0';
-  stmt_name(name, sizeof name, s->next_stmt_id);
-  r = PQprepare(s->pg, name, copy, nparams, types);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+  /* the name is used up even when preparing fails or is cancelled midway */
+  id = s->next_stmt_id++;
+  stmt_name(name, sizeof name, id);
+  r = finish(s, PQsendPrepare(s->pg, name, copy, nparams, types));
+  if (PQresultStatus(r) != PGRES_COMMAND_OK || s->timed_out) {
     free(copy);
     return r;
   }
@@ -292,7 +535,7 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->hash = h;
   e->sql = copy;
   e->len = len;
-  e->id = s->next_stmt_id++;
+  e->id = id;
   e->last_used = 0;
   *out = e;
   return NULL;
@@ -307,8 +550,9 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   int was_idle;
 
   *cache_hit = 0;
+  s->timed_out = 0;
   if (s->cache_size == 0)
-    return PQexecParams(s->pg, sql, nparams, types, values, lengths, formats, 0);
+    return finish(s, PQsendQueryParams(s->pg, sql, nparams, types, values, lengths, formats, 0));
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
   h = hash_sql(sql, sql_len);
@@ -317,7 +561,7 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
     s->cache_hits++;
     *cache_hit = 1;
     r = exec_prepared(s, e, nparams, values, lengths, formats);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR || !is_stale_plan(r)) return r;
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || s->timed_out || !is_stale_plan(r)) return r;
     /* Stale: forget it. Outside a transaction nothing ran, so prepare again;
      * inside one the transaction is aborted and the caller sees the error. */
     cache_drop(s, e, was_idle);

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <libpq-fe.h>
 
+#define SESSION_MAX_SAVEPOINTS 64
+/* Seconds that cleaning what a collected transaction left may take. */
+#define SESSION_SETTLE_TIMEOUT 5.0
+
 typedef struct stmt_entry {
   unsigned long long hash;
   char *sql;
@@ -37,6 +41,18 @@ typedef struct session {
   notice *notices, *notices_tail;
   int notice_count;
   int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+  /* client-side deadline of the statement in flight (see session_query) */
+  double deadline;                 /* monotonic seconds; 0: none */
+  int timed_out;                   /* the last statement passed its deadline and was cancelled */
+  int broken;                      /* unusable: a cancel or a cleanup did not finish in time */
+  /* transactions (tx.c): at most one open per connection, with its savepoints */
+  unsigned long long tx_id;        /* the open transaction, 0 when none */
+  unsigned long long tx_next;      /* last transaction id handed out */
+  const void *tx_owner;            /* the coroutine (lua_State) that began it */
+  int sp_top;                      /* savepoints open in it: sp_ids[1..sp_top] */
+  unsigned sp_ids[SESSION_MAX_SAVEPOINTS + 1];
+  unsigned sp_next;                /* savepoint names are crpg_sp_<n>, never reused */
+  int abandoned;                   /* depth of a level collected while open (roll back at next use), -1 none */
 } session;
 
 /* Monotonic clock in seconds. */
@@ -58,6 +74,29 @@ void session_close(session *s);
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);
+
+/* Runs sql (one or several statements, no parameters) as PQexec does, but
+ * within s->deadline: when it passes, the server's work is cancelled, the
+ * result drained, s->timed_out set, and a FATAL_ERROR result returned (the
+ * connection is then usable, or marked broken when the cancel did not finish
+ * within a grace period). Returns NULL only when out of memory. */
+PGresult *session_query(session *s, const char *sql);
+
+/* Name of savepoint number id ("crpg_sp_<id>"). */
+void session_savepoint_name(char *buf, size_t n, unsigned id);
+
+/* Forgets the transaction bookkeeping (after the transaction ended). */
+void session_tx_reset(session *s);
+
+/* Cleans what an abandoned transaction left (ROLLBACK, or ROLLBACK TO the
+ * abandoned savepoint) within timeout seconds. 0 when the connection is clean
+ * (or was), -1 when the cleanup failed: the connection is then broken. */
+int session_settle(session *s, double timeout);
+
+/* Folds a libpq message to one line in place: trailing newlines go, a
+ * continuation line ("\n\tIs the server running...") joins with a space,
+ * another line with "; ". */
+void session_one_line(char *msg);
 
 /* Liveness check for an idle connection, without a round trip: 0 when usable,
  * -1 when the server already closed or terminated it. */
