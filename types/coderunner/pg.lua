@@ -176,12 +176,20 @@ function Conn:is_closed() end
 --- {size, entries, hits, misses}
 ---@return table
 function Conn:cache_stats() end
+--- nil, err (invalid_input) for a NUL byte or text invalid in the client encoding.
 ---@param s string
----@return string
+---@return string|nil quoted
+---@return coderunner.pg.Error|nil err
 function Conn:escape_identifier(s) end
+--- nil, err (invalid_input) for a NUL byte or text invalid in the client encoding.
 ---@param s string
----@return string
+---@return string|nil quoted
+---@return coderunner.pg.Error|nil err
 function Conn:escape_literal(s) end
+--- A libpq connection option in use (sslmode, keepalives_idle, ...); never the password.
+---@param name string
+---@return string|nil
+function Conn:option(name) end
 --- Server parameters: server_version, ...
 ---@param name string
 ---@return string|nil
@@ -201,7 +209,7 @@ function Tx:commit() end
 ---@return true|nil ok
 ---@return coderunner.pg.Error|nil err
 function Tx:rollback() end
---- "active", "committed", "rolled_back"
+--- "active", "committed", "rolled_back", or "ended" (an enclosing level ended it first)
 ---@return string
 function Tx:status() end
 
