@@ -48,7 +48,12 @@ static void copy_error(char *err, size_t errlen, const char *msg, const char *co
 }
 
 void session_one_line(char *msg) {
-  char *in = msg, *out = msg;
+  /* "\nX" becomes "; X" (one byte longer): build a copy, then write back what fits */
+  size_t cap = strlen(msg) + 1;
+  char *copy = malloc(cap * 2), *out;
+  const char *in = msg;
+  if (!copy) return;
+  out = copy;
   while (*in) {
     if (*in == '\n' || *in == '\r') {
       while (*in == '\n' || *in == '\r') in++;
@@ -64,8 +69,11 @@ void session_one_line(char *msg) {
     }
     *out++ = *in++;
   }
-  while (out > msg && (out[-1] == ' ' || out[-1] == ';')) out--;
+  while (out > copy && (out[-1] == ' ' || out[-1] == ';')) out--;
   *out = '\0';
+  if ((size_t)(out - copy) >= cap) copy[cap - 1] = '\0';
+  memcpy(msg, copy, strlen(copy) + 1);
+  free(copy);
 }
 
 /* libpq calls this for every NoticeResponse, including a FATAL that arrives
