@@ -24,6 +24,77 @@ double session_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* ---- cancel tokens: a process-wide registry any thread may use ------------------ */
+
+typedef struct cancel_entry {
+  unsigned long long token;
+  PGcancel *cancel;
+  int refs;                        /* callers using cancel outside the lock */
+  int closed;                      /* the session closed: free when refs drop to 0 */
+  struct cancel_entry *next;
+} cancel_entry;
+
+static pthread_mutex_t cancel_mu = PTHREAD_MUTEX_INITIALIZER;
+static cancel_entry *cancel_list;
+static unsigned long long cancel_seq;
+
+static unsigned long long cancel_register(PGconn *pg) {
+  cancel_entry *e = calloc(1, sizeof *e);
+  unsigned long long token;
+  if (!e || !(e->cancel = PQgetCancel(pg))) {
+    free(e);
+    return 0;
+  }
+  pthread_mutex_lock(&cancel_mu);
+  token = e->token = ++cancel_seq;
+  e->next = cancel_list;
+  cancel_list = e;
+  pthread_mutex_unlock(&cancel_mu);
+  return token;
+}
+
+/* Unlinks entry e (cancel_mu held) and frees it unless someone uses it. */
+static void cancel_unlink_locked(cancel_entry *e) {
+  cancel_entry **link = &cancel_list;
+  while (*link && *link != e) link = &(*link)->next;
+  if (*link) *link = e->next;
+  e->closed = 1;
+  if (e->refs == 0) {
+    PQfreeCancel(e->cancel);
+    free(e);
+  }
+}
+
+static void cancel_unregister(unsigned long long token) {
+  cancel_entry *e;
+  if (!token) return;
+  pthread_mutex_lock(&cancel_mu);
+  for (e = cancel_list; e && e->token != token; e = e->next) {}
+  if (e) cancel_unlink_locked(e);
+  pthread_mutex_unlock(&cancel_mu);
+}
+
+int session_cancel_token(unsigned long long token, char *err, size_t errlen) {
+  cancel_entry *e;
+  int ok;
+  pthread_mutex_lock(&cancel_mu);
+  for (e = cancel_list; e && e->token != token; e = e->next) {}
+  if (e) e->refs++;
+  pthread_mutex_unlock(&cancel_mu);
+  if (!e) return 0;
+  err[0] = '\0';
+  ok = PQcancel(e->cancel, err, (int)errlen);
+  pthread_mutex_lock(&cancel_mu);
+  e->refs--;
+  if (e->closed && e->refs == 0) {
+    PQfreeCancel(e->cancel);
+    free(e);
+  }
+  pthread_mutex_unlock(&cancel_mu);
+  if (!ok) session_one_line(err);
+  return ok ? 1 : -1;
+}
+
 /* Copies libpq's message into err, trimmed, with the conninfo's password masked. */
 static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
   PQconninfoOption *opts, *o;
@@ -183,6 +254,7 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   s->cache_size = cache_size > 0 ? cache_size : 0;
   s->created_at = s->idle_since = session_now();
   s->abandoned = -1;
+  s->cancel_token = cancel_register(pg);
   PQsetNoticeReceiver(pg, on_notice, s);
   /* sends never block: session_query waits on the socket with its deadline */
   PQsetnonblocking(pg, 1);
@@ -206,6 +278,7 @@ void session_cache_clear(session *s) {
 void session_close(session *s) {
   if (!s) return;
   if (s->decoding) PQclear(s->decoding);
+  cancel_unregister(s->cancel_token);
   if (s->pg) PQfinish(s->pg);
   session_cache_clear(s);
   free(s->cache);
@@ -585,4 +658,84 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   r = prepare(s, sql, sql_len, h, nparams, types, &e);
   if (r) return r;
   return exec_prepared(s, e, nparams, values, lengths, formats);
+}
+
+/* ---- what a borrower may leave behind --------------------------------------- */
+
+static int ident_char(unsigned char c) {
+  return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* Case-insensitive: does the word at p (n bytes) equal w, or (prefix) start with it? */
+static int word_is(const char *p, size_t n, const char *w, int prefix) {
+  size_t i, wl = strlen(w);
+  if (prefix ? n < wl : n != wl) return 0;
+  for (i = 0; i < wl; i++) {
+    char c = p[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != w[i]) return 0;
+  }
+  return 1;
+}
+
+void session_note_sql(session *s, const char *sql, size_t len) {
+  static const char *const first[] = {"set", "reset", "listen", "prepare", "declare", "load",
+                                      "discard", "do", "call", NULL};
+  static const char *const anywhere[] = {"set_config", "temp", "temporary", "dblink_connect",
+                                         "dblink_connect_u", NULL};
+  static const char *const prefixes[] = {"pg_advisory_lock", "pg_try_advisory_lock", NULL};
+  size_t i = 0;
+  int at_start = 1;
+  s->used = 1;
+  if (s->dirty) return;
+  while (i < len) {
+    unsigned char c = (unsigned char)sql[i];
+    if (ident_char(c) && !(c >= '0' && c <= '9')) {
+      size_t st = i;
+      int k;
+      while (i < len && ident_char((unsigned char)sql[i])) i++;
+      if (at_start)
+        for (k = 0; first[k]; k++)
+          if (word_is(sql + st, i - st, first[k], 0)) { s->dirty = 1; return; }
+      for (k = 0; anywhere[k]; k++)
+        if (word_is(sql + st, i - st, anywhere[k], 0)) { s->dirty = 1; return; }
+      for (k = 0; prefixes[k]; k++)
+        if (word_is(sql + st, i - st, prefixes[k], 1)) { s->dirty = 1; return; }
+      at_start = 0;
+      continue;
+    }
+    if (c == '-' && i + 1 < len && sql[i + 1] == '-') { /* comments keep at_start */
+      while (i < len && sql[i] != '\n') i++;
+      continue;
+    }
+    if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+      i += 2;
+      while (i + 1 < len && !(sql[i] == '*' && sql[i + 1] == '/')) i++;
+      i += 2;
+      continue;
+    }
+    if (c == ';') at_start = 1;
+    else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') at_start = 0;
+    i++;
+  }
+}
+
+int session_reset(session *s, double timeout) {
+  PGresult *r;
+  int ok;
+  double saved = s->deadline;
+  if (session_is_broken(s)) return -1;
+  s->deadline = session_now() + timeout;
+  r = session_query(s, "DISCARD ALL");
+  s->deadline = saved;
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK && !s->timed_out;
+  PQclear(r);
+  s->timed_out = 0;
+  session_cache_clear(s);   /* DISCARD ALL deallocated them */
+  if (!ok) {
+    s->broken = 1;
+    return -1;
+  }
+  s->used = s->dirty = 0;
+  return 0;
 }

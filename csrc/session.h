@@ -53,6 +53,10 @@ typedef struct session {
   unsigned sp_ids[SESSION_MAX_SAVEPOINTS + 1];
   unsigned sp_next;                /* savepoint names are crpg_sp_<n>, never reused */
   int abandoned;                   /* depth of a level collected while open (roll back at next use), -1 none */
+  /* lending (the pool): what a borrower may have left in the session */
+  int used;                        /* ran a statement since the last reset */
+  int dirty;                       /* ran something that may change session state (see session_note_sql) */
+  unsigned long long cancel_token; /* for session_cancel_token (0: none) */
 } session;
 
 /* Monotonic clock in seconds. */
@@ -97,6 +101,24 @@ int session_settle(session *s, double timeout);
  * continuation line ("\n\tIs the server running...") joins with a space,
  * another line with "; ". */
 void session_one_line(char *msg);
+
+/* Notes that sql is about to run: sets s->used, and s->dirty when it may
+ * leave session state behind (SET, RESET, LISTEN, PREPARE, DECLARE, LOAD,
+ * DISCARD, DO, CALL as a statement; set_config, session advisory locks,
+ * temporary tables, dblink anywhere). Conservative and cheap: a scan of the
+ * text, no parsing. */
+void session_note_sql(session *s, const char *sql, size_t len);
+
+/* DISCARD ALL within timeout seconds (outside a transaction), then forgets
+ * the statement cache (the server dropped those statements). 0, or -1 when it
+ * failed: the connection is then broken. */
+int session_reset(session *s, double timeout);
+
+/* Asks the server to cancel what the connection with this token runs; safe
+ * from any thread, after the session closed too. Returns 1 when the request
+ * was delivered, 0 when no open connection has that token, -1 on failure
+ * (err filled in). */
+int session_cancel_token(unsigned long long token, char *err, size_t errlen);
 
 /* Liveness check for an idle connection, without a round trip: 0 when usable,
  * -1 when the server already closed or terminated it. */
