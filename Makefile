@@ -20,11 +20,13 @@ LDFLAGS    ?=
 LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
 
 BUILD      := build/$(LUA)
+# Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
-              csrc/json.c csrc/sql_split.c
-LUA_SRC    := csrc/module.c csrc/error.c csrc/conn.c csrc/pool.c csrc/tx.c \
-              csrc/result.c csrc/params.c csrc/json_value.c csrc/session.c
-OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(LUA_SRC))
+              csrc/json.c csrc/sql_split.c csrc/sqlstate.c
+PG_SRC     := csrc/session.c csrc/pool_core.c
+LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
+              csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
+OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
 SO         := $(BUILD)/coderunner/pg.so
 
 # LuaRocks passes these; the defaults install next to Debian's Lua.
@@ -57,15 +59,16 @@ deps:
 	@sh scripts/deps.sh
 
 # ---- tests -----------------------------------------------------------------
-# Pure-C helpers, tested without Lua or a server.
+# Pure-C helpers and the Lua-free pool, tested without Lua or a server.
 TEST_C_BIN := build/test/unit
 test-c: $(TEST_C_BIN)
 	$(TEST_C_BIN)
 
-$(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) csrc/*.h
+$(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) $(PG_SRC) csrc/*.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -O1 -g -fsanitize=address,undefined \
-	  -fno-sanitize-recover=all -Icsrc -o $@ test/c/*.c $(PURE_SRC) -lm
+	  -fno-sanitize-recover=all -Icsrc -I$(PG_INCDIR) -o $@ test/c/*.c $(PURE_SRC) $(PG_SRC) \
+	  -lm $(LIBS)
 
 # Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv.
 test: deps
@@ -79,8 +82,10 @@ test: deps
 spec: build
 	sh scripts/run-specs.sh $(LUA)
 
-lint:
+# The object files' call graph must have no cycle (scripts/callgraph.py).
+lint: build
 	luacheck lua bin spec bench test/lua
+	python3 scripts/callgraph.py $(OBJS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
 

@@ -1,169 +1,11 @@
-/* The connection object (coderunner.pg.conn) and crpg_run, the one path every
- * statement takes: encode parameters, execute, decode, count, log. */
-#include <stdio.h>
-#include <stdlib.h>
+/* The connection object (coderunner.pg.conn): owns a session, or borrows one
+ * from a pool_core; its statements run through exec.c. */
 #include <string.h>
 
-#include "core.h"
+#include "crpg.h"
 
 #define DEFAULT_STATEMENT_CACHE 100
 #define DEFAULT_CONNECT_TIMEOUT 10.0
-#define LOG_SQL_MAX 500
-
-/* ---- logging ------------------------------------------------------------------ */
-
-/* Pushes sql with whitespace runs folded and cut to LOG_SQL_MAX bytes. */
-static void push_sql_for_log(lua_State *L, const char *sql, size_t len) {
-  luaL_Buffer b;
-  size_t i, out = 0;
-  int space = 0;
-  luaL_buffinit(L, &b);
-  for (i = 0; i < len && out < LOG_SQL_MAX; i++) {
-    char c = sql[i];
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
-      space = out > 0;
-      continue;
-    }
-    if (space) { luaL_addchar(&b, ' '); out++; space = 0; }
-    luaL_addchar(&b, c);
-    out++;
-  }
-  if (i < len) luaL_addstring(&b, "...");
-  luaL_pushresult(&b);
-}
-
-/* Calls hooks[name](args...) with the nargs values on top, protected; a
- * failing callback is reported on stderr and never breaks the statement.
- * Returns 1 when the hook existed (the arguments are consumed either way). */
-static int call_hook(lua_State *L, int hooks, const char *name, int nargs) {
-  if (hooks) {
-    lua_getfield(L, hooks, name);
-    if (lua_isfunction(L, -1)) {
-      lua_insert(L, -(nargs + 1));
-      if (lua_pcall(L, nargs, 0, 0) != 0) {
-        fprintf(stderr, "coderunner.pg: %s callback failed: %s\n", name,
-                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-        lua_pop(L, 1);
-      }
-      return 1;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, nargs);
-  return 0;
-}
-
-/* logger(level, message, info) with info = { sql=, duration_ms=, ... } on top
- * (consumed). Without a logger, one line on stderr, as libpq's own default. */
-static void log_line(lua_State *L, int hooks, const char *level, const char *message) {
-  int info = lua_gettop(L);
-  lua_pushstring(L, level);
-  lua_pushstring(L, message);
-  lua_pushvalue(L, info);
-  if (!call_hook(L, hooks, "logger", 3)) fprintf(stderr, "coderunner.pg: %s\n", message);
-  lua_settop(L, info - 1);
-}
-
-static const char *level_for(const char *severity) {
-  if (strcmp(severity, "WARNING") == 0) return "warn";
-  if (strcmp(severity, "NOTICE") == 0) return "notice";
-  if (strncmp(severity, "DEBUG", 5) == 0) return "debug";
-  return "info";
-}
-
-static void deliver_notices(lua_State *L, exec_target *t) {
-  notice *n = session_take_notices(t->s);
-  while (n) {
-    notice *next = n->next;
-    char line[512];
-    const char *level = level_for(n->severity);
-    snprintf(line, sizeof line, "%s: %s", n->severity, n->message);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, n->severity);
-    lua_setfield(L, -2, "severity");
-    lua_pushstring(L, n->message);
-    lua_setfield(L, -2, "message");
-    free(n);
-    log_line(L, t->hooks, level, line);
-    n = next;
-  }
-}
-
-static void report_slow(lua_State *L, exec_target *t, const char *sql, size_t len, double ms) {
-  char took[32];
-  lua_createtable(L, 0, 2);
-  push_sql_for_log(L, sql, len);
-  lua_setfield(L, -2, "sql");
-  lua_pushnumber(L, (lua_Number)ms);
-  lua_setfield(L, -2, "duration_ms");
-  lua_pushvalue(L, -1);                                /* info, info */
-  if (call_hook(L, t->hooks, "on_slow_query", 1)) {   /* info */
-    lua_pop(L, 1);
-    return;
-  }
-  snprintf(took, sizeof took, "%.1f", ms);
-  lua_getfield(L, -1, "sql");                          /* info, sql */
-  lua_pushfstring(L, "slow query (%s ms): %s", took, lua_tostring(L, -1));
-  lua_insert(L, -3);                                   /* msg, info, sql */
-  lua_pop(L, 1);                                       /* msg, info */
-  log_line(L, t->hooks, "warn", lua_tostring(L, -2));  /* msg */
-  lua_pop(L, 1);
-}
-
-/* ---- running statements ------------------------------------------------------ */
-
-int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple) {
-  size_t sql_len;
-  const char *sql = luaL_checklstring(L, sql_idx, &sql_len);
-  param_set ps;
-  PGresult *r;
-  ExecStatusType st;
-  double started, ms;
-  int hit = 0, ok, slow, result_idx;
-  error_kind kind = KIND_COUNT;
-
-  if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
-  if (simple) ps.n = 0;
-  else if (crpg_encode_params(L, first, n, &ps)) return 2;
-  if (t->s->decoding) { /* a previous decode raised (out of memory) */
-    PQclear(t->s->decoding);
-    t->s->decoding = NULL;
-  }
-
-  started = session_now();
-  if (simple) r = PQexec(t->s->pg, sql);
-  else r = session_exec(t->s, sql, sql_len, ps.n, ps.types, ps.values, ps.lengths, ps.formats, &hit);
-  ms = (session_now() - started) * 1000.0;
-
-  st = PQresultStatus(r);
-  ok = r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY);
-  if (ok) {
-    crpg_push_result(L, t->s, r);
-  } else {
-    if (r && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
-      char *row;
-      PQclear(r);
-      if (st == PGRES_COPY_OUT) while (PQgetCopyData(t->s->pg, &row, 0) > 0) PQfreemem(row);
-      else PQputCopyEnd(t->s->pg, "COPY is not supported by coderunner.pg");
-      while ((r = PQgetResult(t->s->pg)) != NULL) PQclear(r);
-      lua_pushnil(L);
-      crpg_new_error(L, KIND_INVALID_INPUT, "COPY is not supported by query/exec");
-      kind = KIND_INVALID_INPUT;
-    } else {
-      lua_pushnil(L);
-      kind = crpg_push_result_error(L, r, t->s);
-      PQclear(r);
-    }
-  }
-  result_idx = lua_gettop(L);
-  slow = t->slow_ms >= 0 && ms >= t->slow_ms;
-  if (t->pool) crpg_pool_count_query(t->pool, ok ? -1 : (int)kind, slow, hit);
-  if (t->s->notices) deliver_notices(L, t);
-  if (slow) report_slow(L, t, sql, sql_len, ms);
-  lua_settop(L, result_idx);
-  return ok ? 1 : 2;
-}
-
 /* ---- the connection object --------------------------------------------------- */
 
 static conn_handle *to_conn(lua_State *L, int idx) {
@@ -173,7 +15,7 @@ static conn_handle *to_conn(lua_State *L, int idx) {
 /* Raises unless the connection at idx is open. */
 conn_handle *crpg_check_conn(lua_State *L, int idx) {
   conn_handle *h = to_conn(L, idx);
-  if (!h->s) luaL_error(L, h->released ? "connection was released to its pool" : "attempt to use a closed connection");
+  if (!h->s) luaL_error(L, h->pool ? "connection was released to its pool" : "attempt to use a closed connection");
   return h;
 }
 
@@ -182,9 +24,8 @@ void crpg_release_conn(conn_handle *h) {
   if (!s) return;
   h->s = NULL;
   if (h->pool) {
-    h->released = 1;
     session_tx_reset(s); /* the pool rolls back whatever is open */
-    crpg_pool_release(h->pool, s);
+    pool_core_release(h->pool, s);
   } else {
     session_close(s);
   }
@@ -230,7 +71,6 @@ conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, 
   h->s = s;
   h->pool = pool;
   h->slow_ms = slow_ms;
-  h->released = 0;
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, lua_gettop(L), hooks);
@@ -239,13 +79,9 @@ conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, 
 
 static double opt_number(lua_State *L, int opts, const char *key, double dflt, double min) {
   double v;
-  if (!opts) return dflt;
-  lua_getfield(L, opts, key);
-  if (lua_isnil(L, -1)) { lua_pop(L, 1); return dflt; }
-  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "option %s must be a number", key);
-  v = (double)lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  if (!(v >= min)) luaL_error(L, "option %s must be at least %g", key, min);
+  int rc = crpg_opt_number(L, opts, key, dflt, min, &v);
+  if (rc == CRPG_OPT_NOT_NUMBER) luaL_error(L, "option %s must be a number", key);
+  if (rc == CRPG_OPT_TOO_SMALL) luaL_error(L, "option %s must be at least %g", key, min);
   return v;
 }
 
@@ -406,7 +242,7 @@ static int conn_backend_pid(lua_State *L) {
 static int conn_tostring(lua_State *L) {
   conn_handle *h = to_conn(L, 1);
   if (!h->s) {
-    lua_pushfstring(L, "%s (%s)", CRPG_CONN_MT, h->released ? "released" : "closed");
+    lua_pushfstring(L, "%s (%s)", CRPG_CONN_MT, h->pool ? "released" : "closed");
   } else {
     PGconn *pg = h->s->pg;
     lua_pushfstring(L, "%s (%s@%s:%s/%s)", CRPG_CONN_MT, PQuser(pg), PQhost(pg), PQport(pg), PQdb(pg));
@@ -418,8 +254,6 @@ void crpg_open_conn(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"query", conn_query},
     {"exec", conn_exec},
-    {"transaction", crpg_transaction},
-    {"begin", crpg_begin},
     {"close", conn_close},
     {"is_closed", conn_is_closed},
     {"cache_stats", conn_cache_stats},

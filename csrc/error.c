@@ -4,16 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "crpg.h"
 
-const char *const crpg_kind_names[KIND_COUNT] = {
-  "connect", "server", "timeout", "pool_timeout", "closed",
-  "invalid_input", "conflict", "invalid_transition",
-};
+#define KINDS_KEY "coderunner.pg.error_kinds"  /* registry: { name = true } registered by Lua */
 
 void crpg_new_error(lua_State *L, error_kind kind, const char *message) {
   lua_createtable(L, 0, 4);
-  lua_pushstring(L, crpg_kind_names[kind]);
+  lua_pushstring(L, sqlstate_kind_names[kind]);
   lua_setfield(L, -2, "kind");
   lua_pushstring(L, message);
   lua_setfield(L, -2, "message");
@@ -25,16 +22,6 @@ int crpg_push_error(lua_State *L, error_kind kind, const char *message) {
   lua_pushnil(L);
   crpg_new_error(L, kind, message);
   return 2;
-}
-
-static error_kind kind_for_sqlstate(const char *state) {
-  if (!state) return KIND_SERVER;
-  if (strcmp(state, "23505") == 0) return KIND_CONFLICT;
-  if (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0) return KIND_TIMEOUT;
-  if (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-      strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0)
-    return KIND_CLOSED;
-  return KIND_SERVER;
 }
 
 static void set_field(lua_State *L, const PGresult *r, int code, const char *name) {
@@ -51,7 +38,7 @@ error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   const char *position = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
-  error_kind kind = kind_for_sqlstate(state);
+  error_kind kind = sqlstate_lookup(state, primary).kind;
   size_t n;
 
   if (session_is_broken(s)) kind = KIND_CLOSED;
@@ -113,22 +100,79 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
+/* 1 when name is one of the core's kinds or one registered from Lua. */
+static int known_kind(lua_State *L, const char *name) {
+  int i, known = 0;
+  if (!name) return 0;
+  for (i = 0; i < KIND_COUNT; i++) if (strcmp(name, sqlstate_kind_names[i]) == 0) return 1;
+  lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, name);
+    known = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return known;
+}
+
 /* pg.error{ kind = "...", message = "...", ... } -> err
  * Turns the given table into an error object (the Lua layers' invalid_input,
- * invalid_transition, ...). Raises on an unknown kind or a missing message. */
+ * or a kind they registered with pg.register_error_kind). Raises on an
+ * unknown kind or a missing message. */
 static int pg_error(lua_State *L) {
-  int i, known = 0;
-  const char *kind;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "kind");
-  kind = lua_tostring(L, -1);
-  for (i = 0; kind && i < KIND_COUNT; i++) known |= strcmp(kind, crpg_kind_names[i]) == 0;
-  if (!known) return luaL_argerror(L, 1, "unknown error kind");
+  if (!known_kind(L, lua_tostring(L, -1))) return luaL_argerror(L, 1, "unknown error kind");
   lua_getfield(L, 1, "message");
   if (!lua_isstring(L, -1)) return luaL_argerror(L, 1, "message must be a string");
   lua_settop(L, 1);
   luaL_getmetatable(L, CRPG_ERROR_MT);
   lua_setmetatable(L, 1);
+  return 1;
+}
+
+/* pg.register_error_kind(name) -> name
+ * Lets pg.error build errors of a kind the domain layer owns (such as
+ * "invalid_transition"). name: lower-case letters, digits and underscores.
+ * Idempotent, per Lua state. Pools do not count registered kinds: the core
+ * never returns them from a statement. */
+static int pg_register_error_kind(lua_State *L) {
+  size_t len, i;
+  const char *name = luaL_checklstring(L, 1, &len);
+  if (len == 0 || len > 64) return luaL_argerror(L, 1, "a kind is 1 to 64 characters");
+  for (i = 0; i < len; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+      return luaL_argerror(L, 1, "a kind is lower-case letters, digits and underscores");
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, KINDS_KEY);
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, name);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* pg.sqlstate_info(sqlstate [, message]) -> { kind, retryable, stale_plan, rejects_value }
+ * The core's facts about a SQLSTATE: the error kind it maps to, whether the
+ * transaction may succeed if run again, whether a cached plan went stale
+ * (message tells the generic codes apart), whether the server refused a value. */
+static int pg_sqlstate_info(lua_State *L) {
+  sqlstate_info info = sqlstate_lookup(luaL_checkstring(L, 1), luaL_optstring(L, 2, NULL));
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, sqlstate_kind_names[info.kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushboolean(L, info.retryable);
+  lua_setfield(L, -2, "retryable");
+  lua_pushboolean(L, info.stale_plan);
+  lua_setfield(L, -2, "stale_plan");
+  lua_pushboolean(L, info.rejects_value);
+  lua_setfield(L, -2, "rejects_value");
   return 1;
 }
 
@@ -145,7 +189,11 @@ static int pg_is_error(lua_State *L) {
 
 void crpg_open_error(lua_State *L) {
   static const luaL_Reg metamethods[] = {{"__tostring", error_tostring}, {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"error", pg_error}, {"is_error", pg_is_error}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"error", pg_error},
+                                            {"is_error", pg_is_error},
+                                            {"register_error_kind", pg_register_error_kind},
+                                            {"sqlstate_info", pg_sqlstate_info},
+                                            {NULL, NULL}};
   luaL_newmetatable(L, CRPG_ERROR_MT);
   luaL_setfuncs(L, metamethods, 0);
   lua_pop(L, 1);

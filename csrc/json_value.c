@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "crpg.h"
 #include "json.h"
 
 #define ENCODE_MAX_DEPTH 128
@@ -12,15 +12,6 @@
 /* ---- encoding --------------------------------------------------------------- */
 
 static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, size_t errlen);
-
-static int is_json_array_mt(lua_State *L, int idx) {
-  int same;
-  if (!lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same;
-}
 
 /* Classifies the table at idx: returns its length when its keys are exactly
  * 1..n (n > 0), 0 for an object (or an empty table), -1 for keys JSON cannot
@@ -61,7 +52,7 @@ static int encode_table(lua_State *L, int idx, strbuf *b, int depth, char *err, 
     snprintf(err, errlen, "table mixes array and object keys, or has holes");
     return -1;
   }
-  if (n > 0 || is_json_array_mt(L, idx)) {
+  if (n > 0 || crpg_has_mt(L, idx, CRPG_JSON_ARRAY_MT)) {
     strbuf_putc(b, '[');
     for (i = 1; i <= n; i++) {
       if (i > 1) strbuf_putc(b, ',');

@@ -1,45 +1,18 @@
-/* coderunner.pg: the module table, the parameter wrappers (pg.json, pg.array,
- * pg.bytea), pg.null, and small pure helpers exposed to Lua. The only
- * exported symbol is luaopen_coderunner_pg. */
+/* coderunner.pg: the opener. Builds the module table (the parameter wrappers
+ * pg.json, pg.array, pg.bytea; pg.null; small pure helpers exposed to Lua),
+ * opens each type, and installs the methods the executor types share
+ * (transaction, begin) into the conn, pool and tx metatables, so no type
+ * names another's functions. Nothing calls this file; its only exported symbol
+ * is luaopen_coderunner_pg. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
-#include "core.h"
+#include "crpg.h"
 #include "redact.h"
 #include "sql_split.h"
 
 #define CRPG_VERSION "0.1.0"
-
-void crpg_push_null(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-}
-
-int crpg_is_null(lua_State *L, int idx) {
-  int same;
-  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-  idx = lua_absindex(L, idx);
-  crpg_push_null(L);
-  same = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return same;
-}
-
-void crpg_set_hooks(lua_State *L, int ud, int hooks) {
-  ud = lua_absindex(L, ud);
-  if (hooks) lua_pushvalue(L, hooks);
-  else lua_newtable(L);
-  crpg_setuservalue(L, ud);
-}
-
-void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods) {
-  luaL_newmetatable(L, name);
-  luaL_setfuncs(L, metamethods, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
 
 /* Wraps the argument in a one-slot table carrying the named metatable. */
 static int wrap(lua_State *L, const char *mt) {
@@ -163,6 +136,19 @@ static int null_tostring(lua_State *L) {
   return 1;
 }
 
+/* Adds the shared executor methods to the __index table of metatable name. */
+static void add_executor_methods(lua_State *L, const char *name) {
+  static const luaL_Reg shared[] = {
+    {"transaction", crpg_transaction},
+    {"begin", crpg_begin},
+    {NULL, NULL},
+  };
+  luaL_getmetatable(L, name);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, shared, 0);
+  lua_pop(L, 2);
+}
+
 static void new_marker_mt(lua_State *L, const char *name) {
   luaL_newmetatable(L, name);
   lua_pushstring(L, name);
@@ -214,6 +200,9 @@ int luaopen_coderunner_pg(lua_State *L) {
   crpg_open_conn(L);
   crpg_open_pool(L);
   crpg_open_tx(L);
+  add_executor_methods(L, CRPG_CONN_MT);
+  add_executor_methods(L, CRPG_POOL_MT);
+  add_executor_methods(L, CRPG_TX_MT);
   luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
   lua_setfield(L, -2, "json_array_mt");
   lua_pushliteral(L, CRPG_VERSION);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "array_literal.h"
-#include "core.h"
+#include "crpg.h"
 #include "json.h"
 
 #define BYTEA_OID 17
@@ -26,16 +26,6 @@ static void format_double(char *out, double v) {
   if (json_append_double(&b, v) == 0 && !b.failed && b.len < NUMBUF) memcpy(out, b.data, b.len + 1);
   else snprintf(out, NUMBUF, "%.17g", v);
   strbuf_free(&b);
-}
-
-/* Checks the metatable of the table at idx against a registered name. */
-static int has_mt(lua_State *L, int idx, const char *name) {
-  int same;
-  if (!lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, name);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same;
 }
 
 /* Appends one element of a pg.array: NULL, a nested array, or a quoted scalar. */
@@ -143,7 +133,7 @@ int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
         if (!crpg_is_null(L, idx)) return bad_param(L, i + 1, "cannot encode a userdata");
         break;
       case LUA_TTABLE:
-        if (has_mt(L, idx, CRPG_BYTEA_MT)) {
+        if (crpg_has_mt(L, idx, CRPG_BYTEA_MT)) {
           lua_rawgeti(L, idx, 1);
           ps->values[i] = lua_tolstring(L, -1, &len); /* stays alive in the wrapper */
           lua_pop(L, 1);
@@ -153,9 +143,9 @@ int crpg_encode_params(lua_State *L, int first, int n, param_set *ps) {
           ps->types[i] = BYTEA_OID;
           break;
         } else {
-          int as_array = has_mt(L, idx, CRPG_ARRAY_MT);
+          int as_array = crpg_has_mt(L, idx, CRPG_ARRAY_MT);
           int src = idx;
-          if (as_array || has_mt(L, idx, CRPG_JSON_MT)) {
+          if (as_array || crpg_has_mt(L, idx, CRPG_JSON_MT)) {
             lua_rawgeti(L, idx, 1);
             src = lua_gettop(L);
           }

@@ -5,7 +5,7 @@
 
 #include "array_literal.h"
 #include "bytea.h"
-#include "core.h"
+#include "crpg.h"
 
 typedef enum {
   DEC_TEXT, DEC_INT, DEC_FLOAT, DEC_BOOL, DEC_JSON, DEC_BYTEA

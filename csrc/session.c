@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "redact.h"
+#include "sqlstate.h"
 #include "strbuf.h"
 
 #define MAX_PENDING_NOTICES 256
@@ -565,13 +566,8 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
 /* True when the server says the cached statement can no longer be used as
  * prepared: changed result type, dropped object, or gone from the session. */
 static int is_stale_plan(const PGresult *r) {
-  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-  const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-  if (!state) return 0;
-  if (strcmp(state, "26000") == 0) return 1; /* prepared statement does not exist */
-  if (strcmp(state, "0A000") == 0 && msg && strstr(msg, "cached plan")) return 1;
-  if (strcmp(state, "XX000") == 0 && msg && strstr(msg, "cache lookup failed")) return 1;
-  return 0;
+  return sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE),
+                         PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan;
 }
 
 static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,

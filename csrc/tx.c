@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core.h"
+#include "crpg.h"
 
 typedef enum { TX_ACTIVE, TX_COMMITTED, TX_ROLLED_BACK } tx_state;
 
@@ -320,12 +320,10 @@ static int start(lua_State *L, int self, int opts) {
 /* True when the value at idx is an error object for a serialization failure
  * or a deadlock: the whole transaction may succeed if run again. */
 static int retryable(lua_State *L, int idx) {
-  const char *state;
   int yes;
   if (!lua_istable(L, idx)) return 0;
   lua_getfield(L, idx, "sqlstate");
-  state = lua_tostring(L, -1);
-  yes = state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
+  yes = lua_type(L, -1) == LUA_TSTRING && sqlstate_lookup(lua_tostring(L, -1), NULL).retryable;
   lua_pop(L, 1);
   return yes;
 }
@@ -486,8 +484,6 @@ void crpg_open_tx(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"query", tx_query},
     {"exec", tx_exec},
-    {"transaction", crpg_transaction},
-    {"begin", crpg_begin},
     {"commit", tx_commit},
     {"rollback", tx_rollback},
     {"status", tx_status},

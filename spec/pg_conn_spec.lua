@@ -191,6 +191,37 @@ print(s.getsockname()[1], flush=True); time.sleep(3)"]]))
       assert.has_error(function() pg.error { kind = "server" } end)
     end)
 
+    it("accepts error kinds the Lua layers register, and only well-formed names", function()
+      assert.has_error(function() pg.error { kind = "spec_refusal", message = "x" } end)
+      assert.are.equal("spec_refusal", pg.register_error_kind("spec_refusal"))
+      assert.are.equal("spec_refusal", pg.register_error_kind("spec_refusal")) -- idempotent
+      local err = pg.error { kind = "spec_refusal", message = "not now" }
+      assert.is_true(pg.is_error(err))
+      assert.are.equal("spec_refusal: not now", tostring(err))
+      assert.has_error(function() pg.register_error_kind("Bad Kind") end)
+      assert.has_error(function() pg.register_error_kind("") end)
+      assert.has_error(function() pg.register_error_kind({}) end)
+    end)
+
+    it("tells the core's facts about a SQLSTATE with pg.sqlstate_info", function()
+      local function info(code, msg) return pg.sqlstate_info(code, msg) end
+      assert.are.same({ kind = "conflict", retryable = false, stale_plan = false, rejects_value = false }, info("23505"))
+      assert.are.equal("timeout", info("57014").kind)
+      assert.are.equal("closed", info("08006").kind)
+      assert.are.equal("closed", info("57P01").kind)
+      assert.is_true(info("40001").retryable)
+      assert.is_true(info("40P01").retryable)
+      assert.are.equal("server", info("40001").kind)
+      assert.is_true(info("26000").stale_plan)
+      assert.is_true(info("0A000", "cached plan must not change result type").stale_plan)
+      assert.is_false(info("0A000", "COPY is not supported").stale_plan)
+      for _, code in ipairs { "23514", "22P02", "23503", "23502", "22001" } do
+        assert.is_true(info(code).rejects_value, code)
+      end
+      assert.are.same({ kind = "server", retryable = false, stale_plan = false, rejects_value = false }, info("42P01"))
+      assert.has_error(function() pg.sqlstate_info() end)
+    end)
+
     it("runs scripts with exec and stops at the first error", function()
       local res = assert(conn:exec("create temp table s1 (x int); insert into s1 values (1), (2); select count(*)::int as n from s1"))
       assert.are.equal(2, res[1].n)

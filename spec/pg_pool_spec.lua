@@ -90,6 +90,11 @@ describe("coderunner.pg pool", function()
     assert.are.equal(4, st.queries)
     assert.are.equal(1, st.errors.server)
     assert.are.equal(0, st.errors.conflict)
+    -- the core's kinds only: kinds the Lua layers register are never counted
+    local kinds = {}
+    for k in pairs(st.errors) do kinds[#kinds + 1] = k end
+    table.sort(kinds)
+    assert.are.same({ "closed", "conflict", "connect", "invalid_input", "pool_timeout", "server", "timeout" }, kinds)
     assert.are.equal(2, st.cache_hits)
     assert.are.equal(2, st.cache_misses)
     assert.are.equal(1, st.min)

@@ -5,6 +5,9 @@ local pg = require "coderunner.pg"
 local repository = require "coderunner.repository"
 
 local check = repository.check
+
+-- A refused status move is this domain's own error kind, not the core's.
+pg.register_error_kind "invalid_transition"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local deployments = {}

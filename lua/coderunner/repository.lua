@@ -119,7 +119,7 @@ end
 --- errors pass through unchanged.
 function check.server_error(err, message)
   local state = type(err) == "table" and err.sqlstate
-  if state == "23514" or state == "22P02" or state == "23503" or state == "23502" or state == "22001" then
+  if type(state) == "string" and pg.sqlstate_info(state).rejects_value then
     return nil, pg.error { kind = "invalid_input", message = message or err.message, sqlstate = state,
       constraint = err.constraint, detail = err.detail, table = err.table, column = err.column }
   end

@@ -31,5 +31,6 @@ void test_bytea(void);
 void test_redact(void);
 void test_json(void);
 void test_sql_split(void);
+void test_pool_core(void);
 
 #endif

@@ -19,7 +19,8 @@ local pg = {}
 ---| "closed"             # the pool was closed, or the connection died mid-statement
 ---| "invalid_input"      # a parameter could not be encoded, or a caller's value was refused
 ---| "conflict"           # unique violation (23505)
----| "invalid_transition" # a state change that is not allowed (service layer)
+---| "invalid_transition" # a state change that is not allowed (registered by coderunner.deployments)
+---| string               # any kind a Lua layer registered with pg.register_error_kind
 
 ---@class coderunner.pg.Error
 ---@field kind coderunner.pg.ErrorKind
@@ -90,9 +91,29 @@ function pg.array(t) end
 function pg.bytea(s) end
 
 --- Builds an error object (used by the Lua layers for invalid_input and the like).
+--- Raises on a kind that is neither the core's nor registered.
 ---@param fields {kind: coderunner.pg.ErrorKind, message: string}|table
 ---@return coderunner.pg.Error
 function pg.error(fields) end
+
+--- Lets pg.error build errors of a kind the domain layer owns (lower-case
+--- letters, digits, underscores). Idempotent, per Lua state. Pools never count
+--- registered kinds in stats().errors.
+---@param name string
+---@return string name
+function pg.register_error_kind(name) end
+
+---@class coderunner.pg.SqlstateInfo
+---@field kind coderunner.pg.ErrorKind  the core kind a server error with this SQLSTATE gets
+---@field retryable boolean     serialization failure or deadlock: the transaction may succeed if run again
+---@field stale_plan boolean    a cached prepared statement must be prepared again
+---@field rejects_value boolean the server refused a value (check, not null, foreign key, bad text, too long)
+
+--- The core's facts about a SQLSTATE (its one table, which the core itself uses).
+---@param sqlstate string
+---@param message? string  the primary message; tells the generic stale-plan codes apart
+---@return coderunner.pg.SqlstateInfo
+function pg.sqlstate_info(sqlstate, message) end
 
 --- True when v is an error object made by this module.
 ---@return boolean

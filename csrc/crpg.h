@@ -1,12 +1,21 @@
-/* Declarations shared by the Lua-facing files of coderunner.pg: metatable
- * names, the handle types, and the functions one file offers another. */
-#ifndef CRPG_CORE_H
-#define CRPG_CORE_H
+/* Declarations shared by the Lua-facing files of coderunner.pg (the C core's
+ * Lua side): metatable names, the handle types, and the functions one file
+ * offers another. Files call one way, each only files listed above it:
+ *   pure C:  strbuf, array_literal, bytea, redact, json, sql_split, sqlstate,
+ *            session, pool_core
+ *   Lua:     auxlib, error, json_value, params, result, exec, conn, pool, tx,
+ *            module (the opener; nothing calls it)
+ * `make lint` checks this on the object files (scripts/callgraph.py). */
+#ifndef CRPG_CRPG_H
+#define CRPG_CRPG_H
 
 #include <libpq-fe.h>
 
+#include "auxlib.h"
 #include "compat.h"
+#include "pool_core.h"
 #include "session.h"
+#include "sqlstate.h"
 #include "strbuf.h"
 
 #define CRPG_CONN_MT       "coderunner.pg.conn"
@@ -18,25 +27,13 @@
 #define CRPG_ARRAY_MT      "coderunner.pg.array"       /* pg.array(t) parameter wrapper */
 #define CRPG_BYTEA_MT      "coderunner.pg.bytea"       /* pg.bytea(s) parameter wrapper */
 #define CRPG_JSON_ARRAY_MT "coderunner.pg.json_array"  /* marks decoded JSON arrays */
-#define CRPG_NULL_KEY      "coderunner.pg.null_value"  /* registry: the pg.null userdata */
-
-/* Error kinds; the order indexes the pool's error counters. */
-typedef enum {
-  KIND_CONNECT, KIND_SERVER, KIND_TIMEOUT, KIND_POOL_TIMEOUT, KIND_CLOSED,
-  KIND_INVALID_INPUT, KIND_CONFLICT, KIND_INVALID_TRANSITION, KIND_COUNT
-} error_kind;
-
-extern const char *const crpg_kind_names[KIND_COUNT];
-
-typedef struct pool_core pool_core;
 
 /* A Lua connection object: owns its session, or borrows one from a pool. */
 typedef struct conn_handle {
   session *s;           /* NULL once closed or released */
   pool_core *pool;      /* set when borrowed from a pool */
   double slow_ms;       /* slow-query threshold, < 0 for none */
-  int released;         /* borrowed and given back */
-} conn_handle;
+} conn_handle;         /* released to its pool: s == NULL && pool != NULL */
 
 /* Where a statement runs and whom it reports to. */
 typedef struct exec_target {
@@ -80,11 +77,13 @@ int crpg_json_decode(lua_State *L, const char *text, size_t len);               
 /* result.c: pushes the rows of r (and affected_rows, command). */
 void crpg_push_result(lua_State *L, session *s, PGresult *r);
 
+/* exec.c: runs one statement (params from index first, n of them; simple = 1
+ * runs sql as a multi-statement script without parameters): encode, execute,
+ * decode, count, notices, log, slow-query report. Pushes res or nil, err. */
+int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
+
 /* conn.c */
 conn_handle *crpg_check_conn(lua_State *L, int idx);
-/* Runs one statement (params from index first, n of them; simple = 1 runs sql
- * as a multi-statement script without parameters). Pushes res or nil, err. */
-int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
 /* Pushes a new connection object borrowing s from pool; hooks (a stack index,
  * or 0) becomes its hooks table. */
 conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, double slow_ms, int hooks);
@@ -93,22 +92,13 @@ void crpg_abandon_conn(conn_handle *h);     /* the same from a finalizer: no net
 void crpg_open_conn(lua_State *L);
 
 /* pool.c */
-int crpg_pool_new(lua_State *L);
 int crpg_pool_push_conn(lua_State *L, int idx);     /* pushes a borrowed conn (1) or nil, err (2) */
-void crpg_pool_count_query(pool_core *p, int failed_kind, int slow, int cache_hit);
-void crpg_pool_release(pool_core *p, session *s);
 void crpg_open_pool(lua_State *L);
 
-/* tx.c */
+/* tx.c: module.c installs transaction and begin into the conn, pool and tx
+ * metatables, so the executor types never name tx.c. */
 int crpg_transaction(lua_State *L);         /* executor:transaction(fn, opts) */
 int crpg_begin(lua_State *L);               /* executor:begin(opts) */
 void crpg_open_tx(lua_State *L);
-
-/* Shared helpers (module.c). */
-void crpg_push_null(lua_State *L);
-int crpg_is_null(lua_State *L, int idx);
-void crpg_set_hooks(lua_State *L, int ud, int hooks);   /* uservalue = hooks table (or a new one) */
-/* Registers metatable `name` with its metamethods, methods as __index. */
-void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);
 
 #endif

@@ -1,0 +1,58 @@
+/* Lua helpers that know no type of the module (see auxlib.h). */
+#include "auxlib.h"
+
+void crpg_push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
+}
+
+int crpg_is_null(lua_State *L, int idx) {
+  int same;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = lua_absindex(L, idx);
+  crpg_push_null(L);
+  same = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return same;
+}
+
+void crpg_set_hooks(lua_State *L, int ud, int hooks) {
+  ud = lua_absindex(L, ud);
+  if (hooks) lua_pushvalue(L, hooks);
+  else lua_newtable(L);
+  crpg_setuservalue(L, ud);
+}
+
+void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+int crpg_has_mt(lua_State *L, int idx, const char *name) {
+  int same;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, name);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
+}
+
+int crpg_opt_number(lua_State *L, int opts, const char *key, double dflt, double min, double *out) {
+  *out = dflt;
+  if (!opts) return 0;
+  lua_getfield(L, opts, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER) {
+    lua_pop(L, 1);
+    return CRPG_OPT_NOT_NUMBER;
+  }
+  *out = (double)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return *out >= min ? 0 : CRPG_OPT_TOO_SMALL;
+}

@@ -1,0 +1,368 @@
+/* The pool's thread-safe part (see pool_core.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pool_core.h"
+
+struct pool_core {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;           /* signalled when a session is released or closed */
+  int refs;                    /* holders (Lua pool objects); see pool_core_attach */
+  char *conninfo;
+  int min, max, cache_size;
+  double idle_timeout, connect_timeout, acquire_timeout, max_lifetime, slow_ms;
+  session *idle;               /* most recently used first */
+  int n_idle;
+  int n_total;                 /* open or being opened, idle or busy */
+  int n_waiting;
+  int closed;
+  unsigned long long queries, slow_queries, errors[KIND_COUNT], opened, closed_count,
+      acquire_timeouts, cache_hits, cache_misses;
+  char last_error[256];
+};
+
+static void core_free(pool_core *p) {
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p->conninfo);
+  free(p);
+}
+
+/* Unlocks, and frees the pool when nothing refers to it any more. */
+static void unlock_and_maybe_free(pool_core *p) {
+  int done = p->refs == 0 && p->n_total == 0;
+  pthread_mutex_unlock(&p->mu);
+  if (done) core_free(p);
+}
+
+/* Closes a session the pool counted, outside the lock. */
+static void discard(pool_core *p, session *s) {
+  session_close(s);
+  pthread_mutex_lock(&p->mu);
+  p->n_total--;
+  p->closed_count++;
+  pthread_cond_broadcast(&p->cv);
+  unlock_and_maybe_free(p);
+}
+
+static void discard_list(pool_core *p, session *list) {
+  while (list) {
+    session *next = list->next;
+    discard(p, list);
+    list = next;
+  }
+}
+
+/* Moves idle sessions past idle_timeout (while more than min are open) or past
+ * max_lifetime out of the idle list; returns them for discard after unlocking. */
+static session *reap_locked(pool_core *p, double now) {
+  session **link = &p->idle, *doomed = NULL;
+  int open = p->n_total;
+  while (*link) {
+    session *s = *link;
+    int expired = p->max_lifetime > 0 && now - s->created_at >= p->max_lifetime;
+    int idle_too_long = open > p->min && now - s->idle_since >= p->idle_timeout;
+    if (expired || idle_too_long || p->closed) {
+      *link = s->next;
+      s->next = doomed;
+      doomed = s;
+      p->n_idle--;
+      open--;
+    } else {
+      link = &s->next;
+    }
+  }
+  return doomed;
+}
+
+static void deadline_ts(struct timespec *ts, double deadline) {
+  double whole = (double)(long long)deadline;
+  ts->tv_sec = (time_t)whole;
+  ts->tv_nsec = (long)((deadline - whole) * 1e9);
+}
+
+void pool_config_defaults(pool_config *c) {
+  c->conninfo = "";
+  c->min = 2;
+  c->max = 10;
+  c->cache_size = 100;
+  c->idle_timeout = 30;
+  c->connect_timeout = 2;
+  c->acquire_timeout = 5;
+  c->max_lifetime = 0;
+  c->slow_ms = 1000;
+}
+
+int pool_config_check(const pool_config *c, char *err, size_t errlen) {
+  const char *bad = NULL;
+  if (!c->conninfo) bad = "pool option conninfo must be a string";
+  else if (c->min < 0) bad = "pool option min must be a number >= 0";
+  else if (c->max < 1) bad = "pool option max must be a number >= 1";
+  else if (!(c->idle_timeout >= 0)) bad = "pool option idle_timeout must be a number >= 0";
+  else if (!(c->connect_timeout >= 0.001)) bad = "pool option connect_timeout must be a number >= 0.001";
+  else if (!(c->acquire_timeout >= 0)) bad = "pool option acquire_timeout must be a number >= 0";
+  else if (!(c->max_lifetime >= 0)) bad = "pool option max_lifetime must be a number >= 0";
+  else if (c->cache_size < 0) bad = "pool option statement_cache must be a number >= 0";
+  else if (!(c->slow_ms >= -1)) bad = "pool option slow_query_ms must be a number >= -1";
+  else if (c->min > c->max) bad = "pool option min must not exceed max";
+  else if (c->max > 10000 || c->cache_size > 100000) bad = "pool option max or statement_cache is too large";
+  if (!bad) return 0;
+  snprintf(err, errlen, "%s", bad);
+  return -1;
+}
+
+pool_core *pool_core_new(const pool_config *c, char *err, size_t errlen) {
+  pool_core *p;
+  pthread_condattr_t attr;
+  if (pool_config_check(c, err, errlen) != 0) return NULL;
+  p = calloc(1, sizeof *p);
+  if (!p || !(p->conninfo = strdup(c->conninfo))) {
+    free(p);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &attr);
+  pthread_condattr_destroy(&attr);
+  p->refs = 1;
+  p->min = c->min;
+  p->max = c->max;
+  p->cache_size = c->cache_size;
+  p->idle_timeout = c->idle_timeout;
+  p->connect_timeout = c->connect_timeout;
+  p->acquire_timeout = c->acquire_timeout;
+  p->max_lifetime = c->max_lifetime;
+  p->slow_ms = c->slow_ms;
+  pool_core_maintain(p);
+  return p;
+}
+
+void pool_core_attach(pool_core *p) {
+  pthread_mutex_lock(&p->mu);
+  p->refs++;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void pool_core_detach(pool_core *p) {
+  pthread_mutex_lock(&p->mu);
+  p->refs--;
+  unlock_and_maybe_free(p);
+}
+
+static error_kind fail(pool_core *p, error_kind kind) {
+  pthread_mutex_lock(&p->mu);
+  p->errors[kind]++;
+  pthread_mutex_unlock(&p->mu);
+  return kind;
+}
+
+error_kind pool_core_acquire(pool_core *p, session **out, char *err, size_t errlen) {
+  double deadline = session_now() + p->acquire_timeout;
+  for (;;) {
+    session *doomed, *s = NULL;
+    int open_new = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+      if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        snprintf(err, errlen, "the pool is closed");
+        return fail(p, KIND_CLOSED);
+      }
+      if (p->idle || p->n_total < p->max) break;
+      {
+        struct timespec ts;
+        int rc;
+        deadline_ts(&ts, deadline);
+        p->n_waiting++;
+        rc = pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        p->n_waiting--;
+        if (rc == ETIMEDOUT && !p->idle && p->n_total >= p->max) {
+          p->acquire_timeouts++;
+          pthread_mutex_unlock(&p->mu);
+          snprintf(err, errlen, "no connection free within %g s (all %d busy)", p->acquire_timeout, p->max);
+          return fail(p, KIND_POOL_TIMEOUT);
+        }
+      }
+    }
+    doomed = reap_locked(p, session_now());
+    if (p->idle) {
+      s = p->idle;
+      p->idle = s->next;
+      s->next = NULL;
+      p->n_idle--;
+    } else if (p->n_total < p->max) {
+      p->n_total++; /* reserve the slot while connecting unlocked */
+      open_new = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    discard_list(p, doomed);
+
+    if (s) {
+      if (session_check_idle(s) == 0) {
+        *out = s;
+        return KIND_COUNT;
+      }
+      discard(p, s); /* died while idle: replace it before anything runs */
+      continue;
+    }
+    if (open_new) {
+      int timed_out;
+      char msg[256];
+      s = session_open(p->conninfo, p->connect_timeout, p->cache_size, msg, sizeof msg, &timed_out);
+      pthread_mutex_lock(&p->mu);
+      if (s) {
+        p->opened++;
+      } else {
+        p->n_total--;
+        snprintf(p->last_error, sizeof p->last_error, "%s", msg);
+        pthread_cond_broadcast(&p->cv);
+      }
+      pthread_mutex_unlock(&p->mu);
+      if (!s) {
+        snprintf(err, errlen, "%s", msg);
+        return fail(p, KIND_CONNECT);
+      }
+      *out = s;
+      return KIND_COUNT;
+    }
+  }
+}
+
+void pool_core_release(pool_core *p, session *s) {
+  int keep = !session_is_broken(s) && !s->fatal_seen;
+  session *doomed;
+  notice *n;
+  double now = session_now();
+
+  if (s->decoding) {
+    PQclear(s->decoding);
+    s->decoding = NULL;
+  }
+  if (keep) {
+    PGTransactionStatusType ts = PQtransactionStatus(s->pg);
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+      PGresult *r = PQexec(s->pg, "ROLLBACK");
+      keep = PQresultStatus(r) == PGRES_COMMAND_OK;
+      PQclear(r);
+    } else if (ts != PQTRANS_IDLE) {
+      keep = 0;
+    }
+  }
+  n = session_take_notices(s);
+  while (n) {
+    notice *next = n->next;
+    free(n);
+    n = next;
+  }
+  if (keep && p->max_lifetime > 0 && now - s->created_at >= p->max_lifetime) keep = 0;
+
+  pthread_mutex_lock(&p->mu);
+  if (!keep || p->closed) {
+    pthread_mutex_unlock(&p->mu);
+    discard(p, s);
+    return;
+  }
+  s->idle_since = now;
+  s->next = p->idle;
+  p->idle = s;
+  p->n_idle++;
+  doomed = reap_locked(p, now);
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  discard_list(p, doomed);
+}
+
+void pool_core_maintain(pool_core *p) {
+  session *doomed;
+  int need;
+  pthread_mutex_lock(&p->mu);
+  doomed = reap_locked(p, session_now());
+  need = p->closed ? 0 : p->min - p->n_total;
+  if (need > 0) p->n_total += need;
+  pthread_mutex_unlock(&p->mu);
+  discard_list(p, doomed);
+  while (need > 0) {
+    int timed_out;
+    char msg[256];
+    session *s = session_open(p->conninfo, p->connect_timeout, p->cache_size, msg, sizeof msg, &timed_out);
+    pthread_mutex_lock(&p->mu);
+    need--;
+    if (!s) {
+      p->n_total -= need + 1; /* give back this slot and the ones not tried */
+      snprintf(p->last_error, sizeof p->last_error, "%s", msg);
+      pthread_cond_broadcast(&p->cv);
+      pthread_mutex_unlock(&p->mu);
+      return;
+    }
+    p->opened++;
+    s->idle_since = session_now();
+    s->next = p->idle;
+    p->idle = s;
+    p->n_idle++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+int pool_core_close(pool_core *p, double timeout) {
+  session *idle;
+  int left;
+  double deadline = session_now() + timeout;
+  pthread_mutex_lock(&p->mu);
+  p->closed = 1;
+  idle = p->idle;
+  p->idle = NULL;
+  p->n_idle = 0;
+  p->refs++; /* hold the struct while discarding */
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  discard_list(p, idle);
+  pthread_mutex_lock(&p->mu);
+  while (p->n_total > 0 && session_now() < deadline) {
+    struct timespec ts;
+    deadline_ts(&ts, deadline);
+    pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+  }
+  left = p->n_total;
+  p->refs--;
+  pthread_mutex_unlock(&p->mu);
+  return left;
+}
+
+void pool_core_count_query(pool_core *p, int failed_kind, int slow, int cache_hit) {
+  pthread_mutex_lock(&p->mu);
+  p->queries++;
+  if (slow) p->slow_queries++;
+  if (failed_kind >= 0 && failed_kind < KIND_COUNT) p->errors[failed_kind]++;
+  if (cache_hit) p->cache_hits++; else p->cache_misses++;
+  pthread_mutex_unlock(&p->mu);
+}
+
+void pool_core_stats(pool_core *p, pool_stats *out) {
+  pthread_mutex_lock(&p->mu);
+  out->total = p->n_total;
+  out->idle = p->n_idle;
+  out->waiting = p->n_waiting;
+  out->min = p->min;
+  out->max = p->max;
+  out->queries = p->queries;
+  out->slow_queries = p->slow_queries;
+  memcpy(out->errors, p->errors, sizeof out->errors);
+  out->opened = p->opened;
+  out->closed = p->closed_count;
+  out->acquire_timeouts = p->acquire_timeouts;
+  out->cache_hits = p->cache_hits;
+  out->cache_misses = p->cache_misses;
+  memcpy(out->last_error, p->last_error, sizeof out->last_error);
+  pthread_mutex_unlock(&p->mu);
+}
+
+double pool_core_slow_ms(const pool_core *p) { return p->slow_ms; }
+
+const char *pool_core_conninfo(const pool_core *p) { return p->conninfo; }
