@@ -1,5 +1,6 @@
 /* The connection object (coderunner.pg.conn): owns a session, or borrows one
  * from a pool_core; its statements run through exec.c. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "crpg.h"
@@ -23,6 +24,8 @@ void crpg_release_conn(conn_handle *h) {
   session *s = h->s;
   if (!s) return;
   h->s = NULL;
+  free(h->acquired_at);
+  h->acquired_at = NULL;
   if (h->pool) {
     session_tx_reset(s); /* the pool rolls back whatever is open */
     pool_core_release(h->pool, s);
@@ -33,14 +36,23 @@ void crpg_release_conn(conn_handle *h) {
 
 /* From a finalizer: like crpg_release_conn, but never waits on the network.
  * A borrowed connection with anything open (a transaction, an abandoned one)
- * is discarded instead of rolled back; closing sends Terminate without
- * waiting (sessions are non-blocking). */
+ * goes back marked for a rollback, which the pool runs (bounded in time)
+ * before lending it again; an own connection closes (Terminate is sent
+ * without waiting: sessions are non-blocking). */
 void crpg_abandon_conn(conn_handle *h) {
   session *s = h->s;
   if (!s) return;
-  if (h->pool && (s->tx_id || s->abandoned >= 0 || PQtransactionStatus(s->pg) != PQTRANS_IDLE))
-    s->broken = 1;
-  crpg_release_conn(h);
+  if (h->pool) {
+    int open = s->tx_id || s->abandoned >= 0 || PQtransactionStatus(s->pg) != PQTRANS_IDLE;
+    h->s = NULL;
+    free(h->acquired_at);
+    h->acquired_at = NULL;
+    session_tx_reset(s);
+    if (open) s->abandoned = 0;
+    pool_core_release_quiet(h->pool, s);
+  } else {
+    crpg_release_conn(h);
+  }
 }
 
 /* Before a statement on the bare connection: cleans what a collected
@@ -60,6 +72,7 @@ static void target_of(lua_State *L, int idx, conn_handle *h, exec_target *t) {
   t->s = h->s;
   t->pool = h->pool;
   t->slow_ms = h->slow_ms;
+  t->timeout = h->timeout;
   crpg_getuservalue(L, idx);
   t->hooks = lua_gettop(L);
 }
@@ -71,6 +84,9 @@ conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, 
   h->s = s;
   h->pool = pool;
   h->slow_ms = slow_ms;
+  h->timeout = 0;
+  h->acquired_at = NULL;
+  h->lent_to_tx = 0;
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, lua_gettop(L), hooks);
@@ -87,12 +103,12 @@ static double opt_number(lua_State *L, int opts, const char *key, double dflt, d
 
 /* pg.connect([conninfo [, opts]]) -> conn | nil, err
  * conninfo: libpq keywords, a postgres:// URL, or "" for the PG* environment.
- * opts: statement_cache, connect_timeout, slow_query_ms, logger. */
+ * opts: statement_cache, connect_timeout, slow_query_ms, query_timeout, logger. */
 static int pg_connect(lua_State *L) {
   const char *conninfo = luaL_optstring(L, 1, "");
   int opts = lua_isnoneornil(L, 2) ? 0 : 2;
   int cache, timed_out;
-  double timeout, slow;
+  double timeout, slow, qtimeout;
   char err[512];
   conn_handle *h;
   session *s;
@@ -101,6 +117,7 @@ static int pg_connect(lua_State *L) {
   cache = (int)opt_number(L, opts, "statement_cache", DEFAULT_STATEMENT_CACHE, 0);
   timeout = opt_number(L, opts, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, 0.001);
   slow = opt_number(L, opts, "slow_query_ms", -1, -1);
+  qtimeout = opt_number(L, opts, "query_timeout", 0, 0);
   if (cache > 100000) luaL_error(L, "option statement_cache is too large");
   lua_settop(L, 2);
   lua_newtable(L); /* 3: hooks */
@@ -113,6 +130,7 @@ static int pg_connect(lua_State *L) {
   h = lua_newuserdatauv(L, sizeof *h, 1);
   memset(h, 0, sizeof *h);
   h->slow_ms = slow;
+  h->timeout = qtimeout;
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, 4, 3);
@@ -127,7 +145,6 @@ static int conn_query(lua_State *L) {
   int n = lua_gettop(L) - 2;
   conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
-  luaL_checkstring(L, 2);
   if (conn_ready(L, h)) return 2;
   target_of(L, 1, h, &t);
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
@@ -137,7 +154,6 @@ static int conn_query(lua_State *L) {
 static int conn_exec(lua_State *L) {
   conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
-  luaL_checkstring(L, 2);
   lua_settop(L, 2);
   if (conn_ready(L, h)) return 2;
   target_of(L, 1, h, &t);
@@ -151,9 +167,16 @@ static int conn_close(lua_State *L) {
   return 1;
 }
 
-/* Finalizer: gives the connection back without waiting on the network. */
+/* Finalizer: gives the connection back without waiting on the network. A
+ * borrowed connection collected without release is a leak: the pool reports
+ * it (with where it was taken, under leak_traceback) at its next use. */
 static int conn_gc(lua_State *L) {
-  crpg_abandon_conn(to_conn(L, 1));
+  conn_handle *h = to_conn(L, 1);
+  if (h->s && h->pool && !h->lent_to_tx) {
+    pool_core_note_leak(h->pool, h->acquired_at); /* takes acquired_at */
+    h->acquired_at = NULL;
+  }
+  crpg_abandon_conn(h);
   return 0;
 }
 
@@ -226,6 +249,32 @@ static int conn_option(lua_State *L) {
   return 1;
 }
 
+/* conn:cancel_token() -> integer: names this connection to pg.cancel from
+ * any thread or Lua state of the process (a plain number crosses them). */
+static int conn_cancel_token(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)crpg_check_conn(L, 1)->s->cancel_token);
+  return 1;
+}
+
+/* pg.cancel(token) -> true (request delivered) | false (no open connection
+ * has that token) | nil, err. Thread-safe; the statement then fails with
+ * SQLSTATE 57014 (kind timeout). */
+static int pg_cancel(lua_State *L) {
+  char err[256];
+  int rc = session_cancel_token((unsigned long long)luaL_checkinteger(L, 1), err, sizeof err);
+  if (rc < 0) return crpg_push_error(L, KIND_CONNECT, err);
+  lua_pushboolean(L, rc == 1);
+  return 1;
+}
+
+/* conn:cancel() -> true | nil, err: pg.cancel(conn:cancel_token()) */
+static int conn_cancel(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)crpg_check_conn(L, 1)->s->cancel_token);
+  lua_replace(L, 1);
+  return pg_cancel(L);
+}
+
 /* conn:server_version() -> integer, e.g. 150004 */
 static int conn_server_version(lua_State *L) {
   lua_pushinteger(L, PQserverVersion(crpg_check_conn(L, 1)->s->pg));
@@ -261,6 +310,8 @@ void crpg_open_conn(lua_State *L) {
     {"escape_literal", conn_escape_literal},
     {"parameter", conn_parameter},
     {"option", conn_option},
+    {"cancel", conn_cancel},
+    {"cancel_token", conn_cancel_token},
     {"server_version", conn_server_version},
     {"backend_pid", conn_backend_pid},
     {NULL, NULL},
@@ -271,7 +322,7 @@ void crpg_open_conn(lua_State *L) {
     {"__tostring", conn_tostring},
     {NULL, NULL},
   };
-  static const luaL_Reg functions[] = {{"connect", pg_connect}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"connect", pg_connect}, {"cancel", pg_cancel}, {NULL, NULL}};
   crpg_new_type(L, CRPG_CONN_MT, methods, metamethods);
   luaL_setfuncs(L, functions, 0);
 }

@@ -33,6 +33,9 @@ typedef struct conn_handle {
   session *s;           /* NULL once closed or released */
   pool_core *pool;      /* set when borrowed from a pool */
   double slow_ms;       /* slow-query threshold, < 0 for none */
+  double timeout;       /* query_timeout in seconds, 0 for none */
+  char *acquired_at;    /* borrowed with leak_traceback: where (malloc'd), else NULL */
+  int lent_to_tx;       /* borrowed by pool:begin/transaction for its transaction */
 } conn_handle;         /* released to its pool: s == NULL && pool != NULL */
 
 /* Where a statement runs and whom it reports to. */
@@ -40,6 +43,7 @@ typedef struct exec_target {
   session *s;
   pool_core *pool;      /* counters, or NULL */
   double slow_ms;
+  double timeout;       /* client-side deadline per statement in seconds, 0 for none */
   int hooks;            /* stack index of the hooks table (logger, on_slow_query), or 0 */
 } exec_target;
 
@@ -81,6 +85,12 @@ void crpg_push_result(lua_State *L, session *s, PGresult *r);
  * runs sql as a multi-statement script without parameters): encode, execute,
  * decode, count, notices, log, slow-query report. Pushes res or nil, err. */
 int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
+/* The same with the parameters already encoded (pool.c checks them before it
+ * takes a connection). */
+int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, param_set *ps, int simple);
+/* The statement at sql_idx: a string, or { sql = "...", timeout = seconds }
+ * (timeout then overrides *timeout). Raises on misuse. */
+const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout);
 
 /* conn.c */
 conn_handle *crpg_check_conn(lua_State *L, int idx);

@@ -61,6 +61,7 @@ static void tx_target(lua_State *L, int idx, tx_handle *tx, exec_target *t) {
   t->s = tx->conn->s;
   t->pool = tx->conn->pool;
   t->slow_ms = tx->conn->slow_ms;
+  t->timeout = tx->conn->timeout;
   crpg_getuservalue(L, idx);      /* { conn =, parent = } */
   lua_getfield(L, -1, "conn");
   crpg_getuservalue(L, -1);       /* the connection's hooks */
@@ -275,6 +276,7 @@ static int start(lua_State *L, int self, int opts) {
   tx->depth = parent ? parent->depth + 1 : 0;
   tx->state = TX_ROLLED_BACK; /* until BEGIN succeeds */
   tx->owns_conn = !parent && luaL_testudata(L, self, CRPG_POOL_MT) != NULL;
+  if (tx->owns_conn) tx->conn->lent_to_tx = 1;
   tx->id = parent ? parent->id : 0;
   tx->sp = sp;
   luaL_getmetatable(L, CRPG_TX_MT);
@@ -401,7 +403,6 @@ static int tx_query(lua_State *L) {
   tx_handle *tx = check_usable(L, 1);
   int n = lua_gettop(L) - 2;
   exec_target t;
-  luaL_checkstring(L, 2);
   tx_target(L, 1, tx, &t); /* hooks pushed above the parameters */
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
@@ -410,7 +411,6 @@ static int tx_query(lua_State *L) {
 static int tx_exec(lua_State *L) {
   tx_handle *tx = check_usable(L, 1);
   exec_target t;
-  luaL_checkstring(L, 2);
   lua_settop(L, 2);
   tx_target(L, 1, tx, &t);
   return crpg_run(L, &t, 2, 0, 0, 1);

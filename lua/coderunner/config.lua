@@ -30,7 +30,8 @@ local POOL_VARS = {
 }
 
 -- Pool options passed through to the core unchanged when given as overrides.
-local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger" }
+local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger",
+  "query_timeout", "reset", "leak_traceback" }
 
 local SSL_MODES = {
   disable = true, allow = true, prefer = true, require = true,
