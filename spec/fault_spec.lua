@@ -16,6 +16,7 @@ describe("fault suite", function()
   local totals = { calls = 0, ok = 0, errors = {}, writes_checked = 0, raised = 0 }
 
   setup(function()
+    faults.remember_cluster()
     admin = server.connect()
     assert(admin:query("drop table if exists fault_writes"))
     assert(admin:query("create table fault_writes (id bigint primary key, pair bigint)"))
@@ -136,7 +137,7 @@ describe("fault suite", function()
   for _, mode in ipairs { "fast", "immediate" } do
     it("a " .. mode .. " restart under load loses no acknowledged write", function()
       local run = new_run(mode == "fast" and 1000000 or 2000000)
-      local pool = assert(pg.pool { min = 2, max = 4, acquire_timeout = 2, connect_timeout = 2,
+      local pool = assert(pg.pool { min = 2, max = 4, acquire_timeout = 2, connect_timeout = 2, query_timeout = 5,
         conninfo = "application_name=fault_restart" })
       local marker = faults.ctl_later(0.4, "restart", mode)
       admin:close()
@@ -151,7 +152,7 @@ describe("fault suite", function()
 
   it("terminated idle and busy backends lose no acknowledged write", function()
     local run = new_run(3000000)
-    local pool = assert(pg.pool { min = 3, max = 3, conninfo = "application_name=fault_term" })
+    local pool = assert(pg.pool { min = 3, max = 3, query_timeout = 5, conninfo = "application_name=fault_term" })
     -- busy: terminated while they run pg_sleep, from another process
     local markers = {}
     for i = 1, 3 do
@@ -187,6 +188,12 @@ describe("fault suite", function()
     assert.are.equal("connect", qerr.kind)
     local marker = faults.ctl_later(0.5, "start")
     run_until(run, pool, marker, 1.5)
+    -- no maintain(): the pool opened min again by itself, and backed off while down
+    for _ = 1, 3 do call(run, function() return pool:query("select 1") end) end
+    local st = pool:stats()
+    assert.is_true(st.total >= 2, "total " .. st.total)
+    assert.are.equal(0, st.consecutive_connect_failures)
+    assert.is_true(st.connect_attempts < 100, "connect attempts " .. st.connect_attempts)
     check_writes(run)
     check_pool(pool, 3)
     pool:close()

@@ -62,15 +62,29 @@ function faults.wait(marker, seconds)
   assert(done, "a background fault command did not finish")
 end
 
---- Waits until the server accepts connections again.
+local data_directory
+
+--- Remembers which cluster the specs talk to (see faults.wait_up).
+function faults.remember_cluster()
+  local c = server.connect()
+  data_directory = c:query("show data_directory")[1].data_directory
+  c:close()
+end
+
+--- Waits until the server accepts connections again, and checks it is the
+--- same cluster (another pg_virtualenv started meanwhile could take the port).
 function faults.wait_up(seconds)
   local pg = require "coderunner.pg"
+  local conn
   local up = server.eventually(function()
-    local c = pg.connect("", { connect_timeout = 1 })
-    if c then c:close() end
-    return c ~= nil
+    conn = pg.connect("", { connect_timeout = 1 })
+    return conn ~= nil
   end, seconds or 30)
   assert(up, "the server did not come back")
+  local dir = conn:query("show data_directory")[1].data_directory
+  conn:close()
+  assert(data_directory == nil or dir == data_directory,
+    "after the restart the port belongs to another cluster (" .. dir .. "): parallel pg_virtualenv runs?")
 end
 
 return faults
