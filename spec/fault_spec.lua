@@ -23,7 +23,8 @@ describe("fault suite", function()
   end)
 
   teardown(function()
-    admin = server.connect() -- the old one may have died in a restart
+    admin:close() -- it may have died in a restart
+    admin = server.connect()
     admin:query("drop table if exists fault_writes")
     admin:close()
     local kinds = {}
@@ -126,6 +127,7 @@ describe("fault suite", function()
     while pg.monotonic() < deadline do round(run, pool, opts) end
     faults.wait(marker)
     faults.wait_up()
+    admin:close() -- its backend is gone with the restart
     admin = server.connect()
     -- the pool works again after the fault
     local recovered = server.eventually(function()
