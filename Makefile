@@ -23,7 +23,7 @@ BUILD      := build/$(LUA)
 # Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
               csrc/json.c csrc/sql_split.c csrc/sqlstate.c
-PG_SRC     := csrc/session.c csrc/pool_core.c
+PG_SRC     := csrc/pgtype.c csrc/session.c csrc/pool_core.c
 LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
               csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
@@ -84,7 +84,7 @@ spec: build
 
 # The object files' call graph must have no cycle (scripts/callgraph.py).
 lint: build
-	luacheck lua bin spec bench test/lua
+	luacheck lua bin spec bench test/lua examples
 	python3 scripts/callgraph.py $(OBJS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
@@ -129,6 +129,8 @@ install: $(SO)
 	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coderunner/pg.so
 	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
 	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
+	install -d $(DESTDIR)$(INST_LUADIR)/coderunner/examples
+	install -m 644 examples/*.lua $(DESTDIR)$(INST_LUADIR)/coderunner/examples/
 	install -d $(DESTDIR)$(INST_DATADIR)/migrations
 	install -m 644 migrations/*.sql $(DESTDIR)$(INST_DATADIR)/migrations/
 

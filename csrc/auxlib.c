@@ -1,18 +1,14 @@
 /* Lua helpers that know no type of the module (see auxlib.h). */
 #include "auxlib.h"
 
+/* pg.null is the light userdata NULL: the same value as cjson.null and
+ * ngx.null, and the same in every Lua state. */
 void crpg_push_null(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
+  lua_pushlightuserdata(L, NULL);
 }
 
 int crpg_is_null(lua_State *L, int idx) {
-  int same;
-  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
-  idx = lua_absindex(L, idx);
-  crpg_push_null(L);
-  same = lua_rawequal(L, idx, -1);
-  lua_pop(L, 1);
-  return same;
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
 
 void crpg_set_hooks(lua_State *L, int ud, int hooks) {

@@ -6,9 +6,7 @@
 
 #include "compat.h"
 
-#define CRPG_NULL_KEY "coderunner.pg.null_value"  /* registry: the pg.null userdata */
-
-/* Pushes pg.null. */
+/* Pushes pg.null (the light userdata NULL, as cjson.null and ngx.null). */
 void crpg_push_null(lua_State *L);
 /* 1 when the value at idx is pg.null. */
 int crpg_is_null(lua_State *L, int idx);

@@ -33,7 +33,9 @@ static inline int crpg_isinteger(lua_State *L, int i, long long *out) {
   return 0;
 #else
   lua_Number n = lua_tonumber(L, i);
-  if (n == (lua_Number)(long long)n && n >= -9223372036854775808.0 && n < 9223372036854775808.0) {
+  /* -0.0 is a float: its sign must survive */
+  if (n >= -9223372036854775808.0 && n < 9223372036854775808.0 && n == (lua_Number)(long long)n &&
+      !(n == 0 && 1 / n < 0)) {
     *out = (long long)n;
     return 1;
   }

@@ -134,8 +134,9 @@ static int pg_connect(lua_State *L) {
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, 4, 3);
+  if (session_check_conninfo(conninfo, err, sizeof err)) return crpg_push_error(L, KIND_INVALID_INPUT, err);
   s = session_open(conninfo, timeout, cache, err, sizeof err, &timed_out);
-  if (!s) return crpg_push_error(L, KIND_CONNECT, err);
+  if (!s) return crpg_push_error(L, timed_out ? KIND_TIMEOUT : KIND_CONNECT, err);
   h->s = s;
   return 1;
 }

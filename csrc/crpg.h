@@ -2,7 +2,7 @@
  * Lua side): metatable names, the handle types, and the functions one file
  * offers another. Files call one way, each only files listed above it:
  *   pure C:  strbuf, array_literal, bytea, redact, json, sql_split, sqlstate,
- *            session, pool_core
+ *            pgtype, session, pool_core
  *   Lua:     auxlib, error, json_value, params, result, exec, conn, pool, tx,
  *            module (the opener; nothing calls it)
  * `make lint` checks this on the object files (scripts/callgraph.py). */
@@ -22,11 +22,11 @@
 #define CRPG_POOL_MT       "coderunner.pg.pool"
 #define CRPG_TX_MT         "coderunner.pg.tx"
 #define CRPG_ERROR_MT      "coderunner.pg.error"
-#define CRPG_NULL_MT       "coderunner.pg.null"
 #define CRPG_JSON_MT       "coderunner.pg.json"        /* pg.json(v) parameter wrapper */
 #define CRPG_ARRAY_MT      "coderunner.pg.array"       /* pg.array(t) parameter wrapper */
 #define CRPG_BYTEA_MT      "coderunner.pg.bytea"       /* pg.bytea(s) parameter wrapper */
 #define CRPG_JSON_ARRAY_MT "coderunner.pg.json_array"  /* marks decoded JSON arrays */
+#define CRPG_TYPES_KEY     "coderunner.pg.types"       /* registry: pg.register_type decoders */
 
 /* A Lua connection object: owns its session, or borrows one from a pool. */
 typedef struct conn_handle {
@@ -62,6 +62,7 @@ void crpg_open_error(lua_State *L);                                            /
 #define PARAM_NUMBUF 40
 typedef struct param_set {
   int n;
+  int arrays;                 /* how many are pg.array values */
   const char **values;
   int *lengths;
   int *formats;
@@ -73,21 +74,32 @@ typedef struct param_set {
   char inline_numbers[PARAMS_INLINE][PARAM_NUMBUF];
 } param_set;
 int crpg_encode_params(lua_State *L, int first, int n, param_set *ps);
+/* 0 when sql uses exactly $1..$n; else pushes nil, err (invalid_input), -1. */
+int crpg_check_param_count(lua_State *L, const char *sql, size_t len, int n);
+/* Re-encodes the pg.array parameters whose element type (as the server
+ * infers it for sql) separates elements with something else than ',' (box
+ * uses ';'). 0, or -1 with nil, err pushed. */
+int crpg_fix_array_delims(lua_State *L, session *s, const char *sql, size_t len, int first, param_set *ps);
 
 /* json_value.c */
 int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen); /* 0 or -1 */
 int crpg_json_decode(lua_State *L, const char *text, size_t len);               /* pushes value; 0 or -1 */
 
-/* result.c: pushes the rows of r (and affected_rows, command). */
-void crpg_push_result(lua_State *L, session *s, PGresult *r);
+/* result.c: pushes the rows of r (with columns, affected_rows, command) and
+ * returns 1, or pushes nil, err and returns 2 when a value cannot be decoded.
+ * hooks: stack index of the executor's hooks table, or 0. Clears r. */
+int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks);
+void crpg_open_result(lua_State *L);        /* pg.register_type */
 
 /* exec.c: runs one statement (params from index first, n of them; simple = 1
  * runs sql as a multi-statement script without parameters): encode, execute,
  * decode, count, notices, log, slow-query report. Pushes res or nil, err. */
 int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
-/* The same with the parameters already encoded (pool.c checks them before it
- * takes a connection). */
-int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, param_set *ps, int simple);
+/* crpg_run in two steps, so that pool.c checks the parameters before it
+ * takes a connection: encode_statement checks and encodes the n parameters
+ * from first (0, or -1 with nil, err pushed); run_encoded runs them. */
+int crpg_encode_statement(lua_State *L, int sql_idx, int first, int n, param_set *ps);
+int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param_set *ps, int simple);
 /* The statement at sql_idx: a string, or { sql = "...", timeout = seconds }
  * (timeout then overrides *timeout). Raises on misuse. */
 const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout);

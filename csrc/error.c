@@ -41,7 +41,10 @@ error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session
   const char *position = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
   error_kind kind = sqlstate_lookup(state, primary).kind;
 
+  /* 08xxx means "closed" only when the connection really is gone: a protocol
+   * error (08P01) on a live connection is the server refusing a message. */
   if (session_is_broken(s)) kind = KIND_CLOSED;
+  else if (kind == KIND_CLOSED && state && strncmp(state, "08", 2) == 0) kind = KIND_SERVER;
   if (primary) {
     crpg_new_error(L, kind, primary);
   } else {

@@ -131,17 +131,28 @@ const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeo
   return sql;
 }
 
-int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple) {
+int crpg_encode_statement(lua_State *L, int sql_idx, int first, int n, param_set *ps) {
   size_t sql_len;
-  double timeout = t->timeout;
-  param_set ps;
-  (void)crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse before encoding */
-  if (simple) ps.n = 0;
-  else if (crpg_encode_params(L, first, n, &ps)) return 2;
-  return crpg_run_encoded(L, t, sql_idx, &ps, simple);
+  double timeout = 0;
+  const char *sql = crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse */
+  if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, ps)) return -1;
+  return 0;
 }
 
-int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, param_set *ps, int simple) {
+int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple) {
+  param_set ps;
+  if (simple) {
+    size_t sql_len;
+    double timeout = 0;
+    (void)crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse */
+    ps.n = 0;
+  } else if (crpg_encode_statement(L, sql_idx, first, n, &ps)) {
+    return 2;
+  }
+  return crpg_run_encoded(L, t, sql_idx, first, &ps, simple);
+}
+
+int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param_set *ps, int simple) {
   size_t sql_len;
   double timeout = t->timeout;
   const char *sql = crpg_statement(L, sql_idx, &sql_len, &timeout);
@@ -156,6 +167,7 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, param_set *ps, i
   if (s->broken)
     return crpg_push_error(L, KIND_CLOSED, "connection was given up: a statement passed its deadline "
                                            "and the server did not answer the cancel");
+  if (!simple && crpg_fix_array_delims(L, s, sql, sql_len, first, ps)) return 2;
   if (s->decoding) { /* a previous decode raised (out of memory) */
     PQclear(s->decoding);
     s->decoding = NULL;
@@ -172,7 +184,10 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, param_set *ps, i
   st = PQresultStatus(r);
   ok = r && !s->timed_out && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY);
   if (ok) {
-    crpg_push_result(L, s, r);
+    if (crpg_push_result(L, s, r, t->hooks) != 1) {
+      ok = 0; /* a value that cannot be decoded: nil, err naming the column */
+      kind = KIND_SERVER;
+    }
   } else if (s->timed_out) {
     char msg[160];
     PQclear(r);

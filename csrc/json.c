@@ -44,6 +44,7 @@ typedef struct parser {
   json_error *err;
   strbuf buf;    /* unescaped strings */
   strbuf numbuf; /* long numbers, NUL-terminated for strtod */
+  strbuf stack;  /* '{' or '[' per open container */
 } parser;
 
 /* Error codes inside the parser: -1 is a syntax error already described in err;
@@ -192,14 +193,18 @@ static int unescape(parser *ps, const char *bs, const char **next)
     if (ps->end - p < 5 || (cp = hex4(p + 1)) < 0)
       return fail(ps, bs, "invalid \\u escape (four hex digits expected)");
     p += 5;
+    /* A lone surrogate (which PostgreSQL's json type stores as written, and
+     * UTF-8 cannot hold) becomes U+FFFD, the replacement character. */
     if (cp >= 0xdc00 && cp <= 0xdfff)
-      return fail(ps, bs, "invalid \\u escape: lone low surrogate");
+      cp = 0xfffd;
     if (cp >= 0xd800 && cp <= 0xdbff) {
       if (ps->end - p < 6 || p[0] != '\\' || p[1] != 'u' || (lo = hex4(p + 2)) < 0 ||
-          lo < 0xdc00 || lo > 0xdfff)
-        return fail(ps, bs, "invalid \\u escape: high surrogate without a low surrogate");
-      cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-      p += 6;
+          lo < 0xdc00 || lo > 0xdfff) {
+        cp = 0xfffd;
+      } else {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        p += 6;
+      }
     }
     put_utf8(&ps->buf, (unsigned long)cp);
     *next = p;
@@ -477,8 +482,8 @@ static int parse_key(parser *ps, const json_handlers *h, void *ctx)
 
 static int parse(parser *ps, const json_handlers *h, void *ctx)
 {
-  char stack[JSON_MAX_DEPTH]; /* '{' or '[' per open container */
-  int depth = 0;
+  char *stack = NULL; /* ps->stack.data, which moves when it grows */
+  size_t depth = 0;
   int rc;
   const char *s;
   size_t len;
@@ -493,7 +498,11 @@ static int parse(parser *ps, const json_handlers *h, void *ctx)
     case '[':
       if (depth == JSON_MAX_DEPTH)
         return fail(ps, ps->p, "nesting too deep");
-      stack[depth++] = *ps->p;
+      strbuf_putc(&ps->stack, *ps->p);
+      if (ps->stack.failed)
+        return fail(ps, ps->p, "out of memory");
+      stack = ps->stack.data;
+      depth++;
       if (*ps->p == '{') {
         if (h->begin_object && (rc = h->begin_object(ctx)) != 0)
           return rc;
@@ -571,6 +580,7 @@ static int parse(parser *ps, const json_handlers *h, void *ctx)
       }
       ps->p++;
       depth--;
+      ps->stack.len--;
     }
   }
 }
@@ -588,6 +598,7 @@ int json_parse(const char *text, size_t len, const json_handlers *h, void *ctx,
   ps.err = err;
   strbuf_init(&ps.buf);
   strbuf_init(&ps.numbuf);
+  strbuf_init(&ps.stack);
   if (err != NULL) {
     err->offset = 0;
     err->message[0] = '\0';
@@ -599,6 +610,7 @@ int json_parse(const char *text, size_t len, const json_handlers *h, void *ctx,
   }
   strbuf_free(&ps.buf);
   strbuf_free(&ps.numbuf);
+  strbuf_free(&ps.stack);
   return rc;
 }
 

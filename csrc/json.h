@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include "strbuf.h"
 
-#define JSON_MAX_DEPTH 512
+/* Deeper than any json or jsonb value PostgreSQL accepts (its limit is
+ * max_stack_depth: about 20,000 levels at the default 2MB). */
+#define JSON_MAX_DEPTH 1000000
 
 typedef struct json_handlers {
   int (*null_value)(void *ctx);
@@ -29,8 +31,9 @@ typedef struct json_error {
 /* Parses exactly one JSON value (RFC 8259; surrounding whitespace allowed).
  * Returns 0 on success, -1 on a syntax error (err filled in), or the first
  * non-zero value a handler returned (err then says "stopped by a handler").
- * \u escapes, surrogate pairs included, become UTF-8; a lone surrogate is an
- * error, and so is invalid UTF-8 inside a string. Deeper than JSON_MAX_DEPTH is
+ * \u escapes, surrogate pairs included, become UTF-8; a lone surrogate escape
+ * (which the json type accepts) becomes U+FFFD; invalid UTF-8 inside a
+ * string is an error. Deeper than JSON_MAX_DEPTH is
  * an error. Numbers beyond double range become +-HUGE_VAL (strtod's result).
  * Any handler may be NULL; err may be NULL. String and key pointers are valid
  * only during the call (they point into text or into a scratch buffer). */

@@ -122,20 +122,29 @@ int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen)
 
 /* ---- decoding --------------------------------------------------------------- */
 
+/* The value being built is on the stack top: the innermost open container,
+ * and above it an object key waiting for its value. Outer containers live in
+ * a chain table (chain[depth]), not on the Lua stack, so nesting is bounded by
+ * memory only, as deep as the server's own limit. */
 typedef struct decoder {
   lua_State *L;
-  int depth;
-  int null_idx;                     /* stack index of pg.null */
+  size_t depth;
+  int chain_idx;                    /* stack index of the chain table */
   int array_mt_idx;                 /* stack index of the json_array metatable */
-  long index[JSON_MAX_DEPTH + 1];   /* next array slot per level; 0 for objects */
+  strbuf slots;                     /* per level: the next array slot (long), 0 for objects */
 } decoder;
 
-/* Stores the value on top into the container below it (or leaves it, at the top level). */
+static long *slot(decoder *d) {
+  return (long *)(void *)d->slots.data + d->depth;
+}
+
+/* Stores the value on top into the current container (at the top level, it
+ * stays on the stack as the result). */
 static int store(decoder *d) {
   lua_State *L = d->L;
   if (d->depth == 0) return 0;
-  if (d->index[d->depth] > 0) {
-    lua_rawseti(L, -2, (int)d->index[d->depth]++);
+  if (*slot(d) > 0) {
+    lua_rawseti(L, -2, (int)(*slot(d))++);
   } else {
     lua_rawset(L, -3); /* container, key, value */
   }
@@ -144,7 +153,7 @@ static int store(decoder *d) {
 
 static int on_null(void *ctx) {
   decoder *d = ctx;
-  lua_pushvalue(d->L, d->null_idx);
+  crpg_push_null(d->L);
   return store(d);
 }
 
@@ -176,15 +185,39 @@ static int on_string(void *ctx, const char *s, size_t len) {
   return store(d);
 }
 
-static int open_container(decoder *d, long first_index) {
-  if (!lua_checkstack(d->L, 4)) return 1;
-  lua_newtable(d->L);
-  d->index[++d->depth] = first_index;
+/* Opens a container: stored into its parent at once, the parent moved to the
+ * chain, the new container left alone on top. */
+static int open_container(decoder *d, long first_index, int is_array) {
+  lua_State *L = d->L;
+  long zero = 0;
+  if (!lua_checkstack(L, 6)) return 1;
+  lua_newtable(L);
+  if (is_array) {
+    lua_pushvalue(L, d->array_mt_idx);
+    lua_setmetatable(L, -2);
+  }
+  if (d->depth > 0) {
+    if (*slot(d) > 0) {                         /* parent, new */
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, (int)(*slot(d))++);
+    } else {                                    /* parent, key, new */
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -5);
+      lua_remove(L, -2);
+    }                                           /* parent, new */
+    lua_insert(L, -2);                          /* new, parent */
+    lua_rawseti(L, d->chain_idx, (int)d->depth); /* chain[depth] = parent; new */
+  }
+  strbuf_append(&d->slots, (const char *)&zero, sizeof zero);
+  if (d->slots.failed) return 1;
+  d->depth++;
+  *slot(d) = first_index;
   return 0;
 }
 
-static int on_begin_object(void *ctx) { return open_container(ctx, 0); }
-static int on_begin_array(void *ctx) { return open_container(ctx, 1); }
+static int on_begin_object(void *ctx) { return open_container(ctx, 0, 0); }
+static int on_begin_array(void *ctx) { return open_container(ctx, 1, 1); }
 
 static int on_key(void *ctx, const char *s, size_t len) {
   decoder *d = ctx;
@@ -192,40 +225,44 @@ static int on_key(void *ctx, const char *s, size_t len) {
   return 0;
 }
 
-static int on_end_object(void *ctx) {
+/* Closes the current container: back to its parent (already holding it). */
+static int close_container(void *ctx) {
   decoder *d = ctx;
+  lua_State *L = d->L;
   d->depth--;
-  return store(d);
-}
-
-static int on_end_array(void *ctx) {
-  decoder *d = ctx;
-  lua_pushvalue(d->L, d->array_mt_idx);
-  lua_setmetatable(d->L, -2);
-  d->depth--;
-  return store(d);
+  d->slots.len -= sizeof(long);
+  if (d->depth == 0) return 0;                  /* the result stays on top */
+  lua_pop(L, 1);
+  lua_rawgeti(L, d->chain_idx, (int)d->depth);
+  lua_pushnil(L);
+  lua_rawseti(L, d->chain_idx, (int)d->depth);
+  return 0;
 }
 
 static const json_handlers lua_builders = {
   on_null, on_boolean, on_integer, on_number, on_string,
-  on_begin_object, on_key, on_end_object, on_begin_array, on_end_array,
+  on_begin_object, on_key, close_container, on_begin_array, close_container,
 };
 
 int crpg_json_decode(lua_State *L, const char *text, size_t len) {
   decoder d;
   json_error err;
-  int base = lua_gettop(L);
+  int base = lua_gettop(L), rc;
   d.L = L;
   d.depth = 0;
-  crpg_push_null(L);
-  d.null_idx = lua_gettop(L);
+  strbuf_init(&d.slots);
+  strbuf_append(&d.slots, "\0\0\0\0\0\0\0\0", sizeof(long)); /* level 0 */
+  lua_newtable(L);
+  d.chain_idx = lua_gettop(L);
   luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
   d.array_mt_idx = lua_gettop(L);
-  if (json_parse(text, len, &lua_builders, &d, &err) != 0) {
+  rc = d.slots.failed ? -1 : json_parse(text, len, &lua_builders, &d, &err);
+  strbuf_free(&d.slots);
+  if (rc != 0) {
     lua_settop(L, base);
     return -1;
   }
-  /* stack: null, array_mt, value */
+  /* stack: chain, array_mt, value */
   lua_replace(L, base + 1);
   lua_settop(L, base + 1);
   return 0;

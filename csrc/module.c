@@ -131,11 +131,6 @@ static int pg_monotonic(lua_State *L) {
   return 1;
 }
 
-static int null_tostring(lua_State *L) {
-  lua_pushliteral(L, "pg.null");
-  return 1;
-}
-
 /* Adds the shared executor methods to the __index table of metatable name. */
 static void add_executor_methods(lua_State *L, const char *name) {
   static const luaL_Reg shared[] = {
@@ -179,27 +174,15 @@ int luaopen_coderunner_pg(lua_State *L) {
   new_marker_mt(L, CRPG_BYTEA_MT);
   new_marker_mt(L, CRPG_JSON_ARRAY_MT);
 
-  /* pg.null: one userdata per Lua state, kept in the registry */
-  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newuserdatauv(L, 1, 0);
-    luaL_newmetatable(L, CRPG_NULL_MT);
-    lua_pushcfunction(L, null_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, CRPG_NULL_KEY);
-  }
-
   lua_newtable(L);
-  lua_insert(L, -2);
+  crpg_push_null(L); /* pg.null: the light userdata NULL, as cjson.null and ngx.null */
   lua_setfield(L, -2, "null");
   luaL_setfuncs(L, functions, 0);
   crpg_open_error(L);
   crpg_open_conn(L);
   crpg_open_pool(L);
   crpg_open_tx(L);
+  crpg_open_result(L);
   add_executor_methods(L, CRPG_CONN_MT);
   add_executor_methods(L, CRPG_POOL_MT);
   add_executor_methods(L, CRPG_TX_MT);

@@ -118,8 +118,7 @@ static int as_int(double v) {
  * is not an error here (queries report it). */
 static int pool_new(lua_State *L) {
   double min, max, cache;
-  char err[256], *perr = NULL;
-  PQconninfoOption *parsed;
+  char err[512];
   pool_config c;
   pool_handle *h;
 
@@ -148,20 +147,7 @@ static int pool_new(lua_State *L) {
   c.cache_size = as_int(cache);
   if (pool_config_check(&c, err, sizeof err) != 0) return crpg_push_error(L, KIND_INVALID_INPUT, err);
 
-  parsed = PQconninfoParse(c.conninfo, &perr);
-  if (!parsed) {
-    strbuf b;
-    strbuf_init(&b);
-    strbuf_puts(&b, "invalid conninfo: ");
-    /* libpq quotes the offending part, which may hold the password: say less */
-    strbuf_puts(&b, perr && strstr(perr, "password") == NULL ? perr : "could not parse it");
-    if (perr) PQfreemem(perr);
-    lua_pushnil(L);
-    crpg_new_error(L, KIND_INVALID_INPUT, b.data ? b.data : "invalid conninfo");
-    strbuf_free(&b);
-    return 2;
-  }
-  PQconninfoFree(parsed);
+  if (session_check_conninfo(c.conninfo, err, sizeof err)) return crpg_push_error(L, KIND_INVALID_INPUT, err);
 
   lua_newtable(L); /* 3: hooks */
   lua_getfield(L, 1, "logger");
@@ -249,7 +235,7 @@ static int pool_run(lua_State *L, int simple) {
   if (simple) {
     lua_settop(L, 2);
     ps.n = 0;
-  } else if (crpg_encode_params(L, 3, n < 0 ? 0 : n, &ps)) {
+  } else if (crpg_encode_statement(L, 2, 3, n < 0 ? 0 : n, &ps)) {
     return 2;
   }
   kind = acquire(L, 1, &s, err, sizeof err);
@@ -260,7 +246,7 @@ static int pool_run(lua_State *L, int simple) {
   t.slow_ms = pool_core_slow_ms(p);
   t.timeout = pool_core_query_timeout(p);
   t.hooks = lua_gettop(L);
-  results = crpg_run_encoded(L, &t, 2, &ps, simple);
+  results = crpg_run_encoded(L, &t, 2, 3, &ps, simple);
   pool_core_release(p, s);
   return results;
 }

@@ -332,7 +332,7 @@ error_kind pool_core_acquire_for(pool_core *p, double timeout, int count, sessio
       pthread_mutex_unlock(&p->mu);
       if (!s) {
         snprintf(err, errlen, "%s", msg);
-        return fail(p, KIND_CONNECT);
+        return fail(p, timed_out ? KIND_TIMEOUT : KIND_CONNECT);
       }
       *out = s;
       return KIND_COUNT;

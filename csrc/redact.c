@@ -6,8 +6,8 @@
  *  - a libpq keyword string, parsed with libpq's quoting rules: the values of
  *    password and sslpassword, and of any keyword whose value itself looks like
  *    it holds a secret (a nested conninfo in dbname=...);
- *  - anything else (a keyword string libpq would reject): every "password="
- *    value and every "://user:password@" in the text. */
+ *  - anything else (a keyword string libpq would reject): everything after
+ *    the first "password=", and every "://user:password@" before it. */
 #include "redact.h"
 
 #include <string.h>
@@ -135,18 +135,9 @@ static void mask_loose(strbuf *out, const char *s, const char *end)
         q++;
         while (q < end && is_space(*q))
           q++;
-        if (q < end && *q == '\'') { /* quoted: to the closing quote */
-          for (q++; q < end && *q != '\''; q++)
-            if (*q == '\\' && q + 1 < end)
-              q++;
-          if (q < end)
-            q++;
-        } else {
-          for (; q < end && !is_space(*q) && *q != '&'; q++)
-            if (*q == '\\' && q + 1 < end)
-              q++;
-        }
-        run = p = q;
+        /* Where nothing parses, nothing tells where the value ends (an
+         * unquoted password may hold spaces): mask to the end. */
+        run = p = end;
         continue;
       }
       p += 8;
@@ -176,34 +167,86 @@ static int looks_secret(const char *s, const char *end)
   return 0;
 }
 
+/* The '@' that ends a URL's user:password@ as the redactor reads it, or NULL;
+ * *query is set to the '?' that starts the query (or end). p: after "://".
+ * user:password@ ends at the last '@' before the query, so that a password
+ * holding a raw '@' or '/' is still masked whole; a raw '?' in the password
+ * ("u:pa?ss@host") is recognised because an '@' after the '?' but before any
+ * '=' or '&' cannot be in a query parameter. */
+static const char *userinfo_end(const char *p, const char *end, const char **query)
+{
+  const char *at;
+
+  *query = first_char(p, end, '?');
+  if (*query == NULL)
+    *query = end;
+  at = last_char(p, *query, '@');
+  if (at == NULL && *query < end) {
+    const char *q = *query + 1;
+    while (q < end && *q != '=' && *q != '&' && *q != '@')
+      q++;
+    if (q < end && *q == '@') {
+      at = q;
+      *query = first_char(at, end, '?');
+      if (*query == NULL)
+        *query = end;
+    }
+  }
+  return at;
+}
+
+/* The end of the port that starts after colon: the first '/' (or query). */
+static const char *port_end(const char *colon, const char *query)
+{
+  const char *slash = first_char(colon, query, '/');
+  return slash ? slash : query;
+}
+
+/* In an authority with no user:password@ (p: after "://"), the first ':'
+ * before a port that is not all digits ("postgres://u:secret"), or NULL. Hosts
+ * of a list ("h1:5432,h2") each have their own port; an IPv6 address's
+ * colons are inside [ ]. */
+static const char *odd_port(const char *p, const char *query)
+{
+  const char *end = port_end(p, query), *colon = NULL, *q;
+
+  for (q = p; q <= end; q++) {
+    if (q == end || *q == ',') {
+      if (colon != NULL) {
+        const char *d;
+        for (d = colon + 1; d < q; d++)
+          if (*d < '0' || *d > '9')
+            return colon;
+      }
+      colon = NULL;
+    } else if (*q == '[') {
+      const char *close = first_char(q, end, ']');
+      if (close == NULL)
+        return NULL;
+      q = close;
+    } else if (*q == ':' && colon == NULL) {
+      colon = q;
+    }
+  }
+  return NULL;
+}
+
 /* A postgres:// URL. */
 static void redact_url(strbuf *out, const char *s, size_t prefix)
 {
   const char *end = s + strlen(s);
   const char *p = s + prefix;
-  const char *query = first_char(p, end, '?');
-  const char *at, *colon;
+  const char *query, *at, *colon;
 
-  if (query == NULL)
-    query = end;
-  /* user:password@ ends at the last '@' before the query: a password holding a
-   * raw '@' or '/' is still masked whole. */
-  at = last_char(p, query, '@');
-  if (at == NULL && query < end) {
-    /* A raw '?' in the password: "u:pa?ss@host". An '@' after the '?' but before
-     * any '=' or '&' cannot be in a query parameter. */
-    const char *q = query + 1;
-    while (q < end && *q != '=' && *q != '&' && *q != '@')
-      q++;
-    if (q < end && *q == '@') {
-      at = q;
-      query = first_char(at, end, '?');
-      if (query == NULL)
-        query = end;
-    }
-  }
+  at = userinfo_end(p, end, &query);
   colon = at ? first_char(p, at, ':') : NULL;
-  if (colon != NULL) {
+  if (at == NULL && (colon = odd_port(p, query)) != NULL) {
+    /* "postgres://u:secret" with no '@': libpq reads a host and a port */
+    /* refused as ambiguous; where the password ends is anyone's guess */
+    strbuf_append(out, s, (size_t)(colon + 1 - s));
+    strbuf_puts(out, MASK);
+    return;
+  } else if (colon != NULL) {
     strbuf_append(out, s, (size_t)(colon + 1 - s));
     strbuf_puts(out, MASK);
     strbuf_append(out, at, (size_t)(query - at));
@@ -340,4 +383,52 @@ void redact_secret(strbuf *out, const char *msg, const char *secret)
     }
   }
   strbuf_append(out, run, (size_t)(end - run));
+}
+
+/* 1 when libpq would read a URL's user:password@ differently from
+ * redact_conninfo (see redact.h). */
+int redact_ambiguous(const char *conninfo)
+{
+  const char *s = conninfo, *p, *end, *query, *ours, *theirs;
+  size_t prefix;
+
+  if (conninfo == NULL)
+    return 0;
+  while (is_space(*s))
+    s++;
+  prefix = uri_prefix(s);
+  if (prefix == 0)
+    return 0;
+  p = s + prefix;
+  end = s + strlen(s);
+  ours = userinfo_end(p, end, &query);
+  /* libpq (conninfo_uri_parse_options): the first '@' before any '/' */
+  for (theirs = p; theirs < end && *theirs != '@' && *theirs != '/'; theirs++)
+    ;
+  if (theirs == end || *theirs != '@')
+    theirs = NULL;
+  if (ours == NULL)
+    return odd_port(p, query) != NULL; /* "postgres://u:secret": a password, or a port? */
+  if (first_char(p, ours, ':') == NULL)
+    return 0; /* no password in the userinfo either way */
+  return ours != theirs;
+}
+
+/* Appends msg with everything from its first '"' to its last replaced by "***". */
+void redact_quoted(strbuf *out, const char *msg)
+{
+  const char *open, *close;
+
+  if (msg == NULL)
+    return;
+  open = strchr(msg, '"');
+  if (open == NULL) {
+    strbuf_puts(out, msg);
+    return;
+  }
+  close = strrchr(msg, '"');
+  strbuf_append(out, msg, (size_t)(open + 1 - msg));
+  strbuf_puts(out, MASK);
+  if (close > open)
+    strbuf_puts(out, close);
 }

@@ -1,5 +1,9 @@
 /* PGresult -> Lua: an array of rows keyed by column name, each value decoded
- * by its column's type OID (text format). */
+ * by its column's type (text format), plus res.columns. Types the built-in
+ * list does not hold are looked up in pg_type once per connection (pgtype.c):
+ * any array decodes element-wise with its element type's delimiter, enums as
+ * text, domains as their base type; pg.register_type adds decoders. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,34 +12,68 @@
 #include "crpg.h"
 
 typedef enum {
-  DEC_TEXT, DEC_INT, DEC_FLOAT, DEC_BOOL, DEC_JSON, DEC_BYTEA
+  DEC_TEXT, DEC_INT, DEC_FLOAT, DEC_BOOL, DEC_JSON, DEC_BYTEA, DEC_CUSTOM
 } decoder_kind;
 
 typedef struct column_decoder {
-  decoder_kind kind;
+  decoder_kind kind;  /* of the value, or of each element of an array */
   int is_array;
+  char delim;         /* the element separator of an array */
+  int fn;             /* DEC_CUSTOM: stack index of the registered function */
+  Oid oid;            /* DEC_CUSTOM: the type handed to it */
 } column_decoder;
 
-/* Built-in type OIDs (pg_type.dat); arrays of them decode element-wise. */
-static column_decoder decoder_for(Oid oid) {
-  column_decoder d = {DEC_TEXT, 0};
+#define MAX_TYPE_HOPS 8   /* domain over domain over array of domain ... */
+
+/* How the values of a (non-array, non-domain) built-in type decode. */
+static decoder_kind builtin_kind(Oid oid) {
   switch (oid) {
-    case 20: case 21: case 23: case 26: d.kind = DEC_INT; break;          /* int8 int2 int4 oid */
-    case 700: case 701: d.kind = DEC_FLOAT; break;                        /* float4 float8 */
-    case 16: d.kind = DEC_BOOL; break;
-    case 114: case 3802: d.kind = DEC_JSON; break;                        /* json jsonb */
-    case 17: d.kind = DEC_BYTEA; break;
-    case 1016: case 1005: case 1007: case 1028: d.kind = DEC_INT; d.is_array = 1; break;
-    case 1021: case 1022: d.kind = DEC_FLOAT; d.is_array = 1; break;
-    case 1000: d.kind = DEC_BOOL; d.is_array = 1; break;
-    case 199: case 3807: d.kind = DEC_JSON; d.is_array = 1; break;
-    case 1001: d.kind = DEC_BYTEA; d.is_array = 1; break;
-    /* arrays whose elements stay strings: text varchar bpchar name uuid numeric
-     * date time timestamp timestamptz interval inet cidr char */
-    case 1009: case 1015: case 1014: case 1003: case 2951: case 1231: case 1182:
-    case 1183: case 1115: case 1185: case 1187: case 1041: case 651: case 1002:
-      d.is_array = 1; break;
-    default: break;
+    case 20: case 21: case 23: case 26: return DEC_INT;    /* int8 int2 int4 oid */
+    case 700: case 701: return DEC_FLOAT;                  /* float4 float8 */
+    case 16: return DEC_BOOL;
+    case 114: case 3802: return DEC_JSON;                  /* json jsonb */
+    case 17: return DEC_BYTEA;
+    default: return DEC_TEXT;
+  }
+}
+
+/* The registered function for oid (on the stack at reg, a table oid -> fn),
+ * pushed, or nothing (returns 0). */
+static int registered(lua_State *L, int reg, Oid oid) {
+  if (!reg) return 0;
+  lua_pushinteger(L, (lua_Integer)oid);
+  lua_rawget(L, reg);
+  if (lua_isfunction(L, -1)) return lua_gettop(L);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* The decoder for a value of type oid; follows domains to their base type
+ * and arrays to their element type, stopping at a registered decoder. */
+static column_decoder decoder_for(lua_State *L, session *s, int reg, Oid oid) {
+  column_decoder d = {DEC_TEXT, 0, ',', 0, 0};
+  int hops;
+  for (hops = 0; hops < MAX_TYPE_HOPS; hops++) {
+    const pgtype_info *t;
+    int fn = registered(L, reg, oid);
+    if (fn) {
+      d.kind = DEC_CUSTOM;
+      d.fn = fn;
+      d.oid = oid;
+      return d;
+    }
+    t = pgtype_find(s->pg, &s->types, oid);
+    if (!t) break;                                   /* the server could not say: text */
+    if (t->typtype == 'd' && t->base) { oid = t->base; continue; }
+    if (t->elem && !d.is_array) {
+      const pgtype_info *e = pgtype_find(s->pg, &s->types, t->elem);
+      d.is_array = 1;
+      d.delim = e ? e->delim : ',';
+      oid = t->elem;
+      continue;
+    }
+    d.kind = builtin_kind(oid);
+    break;
   }
   return d;
 }
@@ -56,33 +94,40 @@ static int parse_int64(const char *s, long long *out) {
   return 0;
 }
 
-/* Pushes one scalar value of the given kind. */
-static void push_scalar(lua_State *L, decoder_kind kind, const char *s, size_t len) {
+/* Pushes one scalar value. Returns 0, or -1 (nothing pushed) when it cannot
+ * be decoded. */
+static int push_scalar(lua_State *L, const column_decoder *d, const char *s, size_t len) {
   long long iv;
-  switch (kind) {
+  switch (d->kind) {
     case DEC_INT:
       if (parse_int64(s, &iv) == 0) crpg_pushint64(L, iv);
       else lua_pushlstring(L, s, len);
-      return;
+      return 0;
     case DEC_FLOAT:
       lua_pushnumber(L, (lua_Number)strtod(s, NULL)); /* strtod reads NaN, Infinity, -Infinity */
-      return;
+      return 0;
     case DEC_BOOL:
       lua_pushboolean(L, s[0] == 't');
-      return;
+      return 0;
     case DEC_JSON:
-      if (crpg_json_decode(L, s, len) != 0) lua_pushlstring(L, s, len);
-      return;
+      return crpg_json_decode(L, s, len);
     case DEC_BYTEA: {
       size_t outlen;
       char *out = lua_newuserdatauv(L, len ? len : 1, 0); /* scratch, collected */
-      if (bytea_decode(s, len, out, &outlen) == 0) lua_pushlstring(L, out, outlen);
-      else lua_pushlstring(L, s, len);
+      if (bytea_decode(s, len, out, &outlen) != 0) { lua_pop(L, 1); return -1; }
+      lua_pushlstring(L, out, outlen);
       lua_remove(L, -2);
-      return;
+      return 0;
     }
+    case DEC_CUSTOM:
+      lua_pushvalue(L, d->fn);
+      lua_pushlstring(L, s, len);
+      lua_pushinteger(L, (lua_Integer)d->oid);
+      lua_call(L, 2, 1);   /* a decoder that raises is the caller's error */
+      return 0;
     default:
       lua_pushlstring(L, s, len);
+      return 0;
   }
 }
 
@@ -90,8 +135,7 @@ static void push_scalar(lua_State *L, decoder_kind kind, const char *s, size_t l
 
 typedef struct array_builder {
   lua_State *L;
-  decoder_kind kind;
-  int null_idx;
+  const column_decoder *d;
   int depth;
   int index[66];
   char scratch[64];
@@ -103,7 +147,7 @@ static void append_top(array_builder *a) {
 
 static int on_begin(void *ctx) {
   array_builder *a = ctx;
-  if (!lua_checkstack(a->L, 4)) return 1;
+  if (!lua_checkstack(a->L, 8)) return 1;
   lua_newtable(a->L);
   a->index[++a->depth] = 1;
   return 0;
@@ -119,15 +163,15 @@ static int on_end(void *ctx) {
 static int on_element(void *ctx, const char *s, size_t len, int is_null) {
   array_builder *a = ctx;
   if (is_null) {
-    lua_pushvalue(a->L, a->null_idx);
-  } else if (a->kind == DEC_TEXT || a->kind == DEC_JSON || a->kind == DEC_BYTEA) {
-    push_scalar(a->L, a->kind, s, len);
-  } else {
+    crpg_push_null(a->L);
+  } else if (a->d->kind == DEC_INT || a->d->kind == DEC_FLOAT || a->d->kind == DEC_BOOL) {
     /* numbers and booleans need a NUL-terminated copy; they are short */
     if (len >= sizeof a->scratch) len = sizeof a->scratch - 1;
     memcpy(a->scratch, s, len);
     a->scratch[len] = '\0';
-    push_scalar(a->L, a->kind, a->scratch, len);
+    push_scalar(a->L, a->d, a->scratch, len);
+  } else if (push_scalar(a->L, a->d, s, len) != 0) {
+    return 1;
   }
   append_top(a);
   return 0;
@@ -135,24 +179,110 @@ static int on_element(void *ctx, const char *s, size_t len, int is_null) {
 
 static const array_literal_handlers array_builders = {on_begin, on_end, on_element};
 
-static void push_array(lua_State *L, decoder_kind kind, int null_idx, const char *s, size_t len) {
+static int push_array(lua_State *L, const column_decoder *d, const char *s, size_t len) {
   array_builder a;
   int top = lua_gettop(L);
   a.L = L;
-  a.kind = kind;
-  a.null_idx = null_idx;
+  a.d = d;
   a.depth = 0;
-  if (array_literal_parse(s, len, ',', &array_builders, &a) != 0) {
+  if (array_literal_parse(s, len, d->delim, &array_builders, &a) != 0) {
     lua_settop(L, top);
-    lua_pushlstring(L, s, len);
+    return -1;
   }
+  return 0;
+}
+
+/* ---- registered decoders -------------------------------------------------------- */
+
+/* Copies the decoders of the table at src into dst (oid -> fn), names resolved
+ * through the server; entries already in dst win. */
+static void merge_decoders(lua_State *L, session *s, int src, int dst) {
+  lua_pushnil(L);
+  while (lua_next(L, src)) {
+    long oid = -1;
+    if (lua_type(L, -2) == LUA_TNUMBER) oid = (long)lua_tointeger(L, -2);
+    else if (lua_type(L, -2) == LUA_TSTRING) oid = pgtype_resolve(s->pg, &s->types, lua_tostring(L, -2));
+    if (oid > 0) {
+      lua_pushinteger(L, (lua_Integer)oid);
+      lua_rawget(L, dst);
+      if (lua_isnil(L, -1)) {
+        lua_pushinteger(L, (lua_Integer)oid);
+        lua_pushvalue(L, -3);
+        lua_rawset(L, dst);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Pushes the table at t[field] (t a stack index, or the registry) when it is a
+ * non-empty table and returns 1; else pushes nothing and returns 0. */
+static int push_nonempty(lua_State *L, int t, const char *field) {
+  lua_getfield(L, t, field);
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    if (lua_next(L, -2)) {
+      lua_pop(L, 2);
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Pushes the table oid -> fn of the decoders that apply (the executor's, then
+ * the module's) and returns its index, or returns 0 with nothing pushed (the
+ * common case: no table is made). */
+static int push_decoders(lua_State *L, session *s, int hooks) {
+  int own = hooks && push_nonempty(L, hooks, "types");
+  int global = push_nonempty(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  int dst;
+  if (!own && !global) return 0;
+  lua_newtable(L);
+  dst = lua_gettop(L);
+  if (own) merge_decoders(L, s, dst - 1 - global, dst);
+  if (global) merge_decoders(L, s, dst - 1, dst);
+  lua_replace(L, dst - own - global);  /* the result over the first source */
+  lua_settop(L, dst - own - global);
+  return lua_gettop(L);
 }
 
 /* ---- results ----------------------------------------------------------------- */
 
-void crpg_push_result(lua_State *L, session *s, PGresult *r) {
+static int decode_error(lua_State *L, session *s, PGresult *r, int base, int col, const char *what) {
+  char msg[256];
+  const pgtype_info *t = pgtype_get(&s->types, PQftype(r, col));
+  snprintf(msg, sizeof msg, "column \"%s\" (%s): %s", PQfname(r, col), t ? t->name : "?", what);
+  lua_settop(L, base);
+  s->decoding = NULL;
+  PQclear(r);
+  return crpg_push_error(L, KIND_SERVER, msg);
+}
+
+/* Pushes res.columns: { {name=, type_oid=, type=}, ... } in column order. */
+static void push_columns(lua_State *L, session *s, const PGresult *r, int ncols) {
+  int col;
+  lua_createtable(L, ncols, 0);
+  for (col = 0; col < ncols; col++) {
+    Oid oid = PQftype(r, col);
+    const pgtype_info *t = pgtype_get(&s->types, oid);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, PQfname(r, col));
+    lua_setfield(L, -2, "name");
+    lua_pushinteger(L, (lua_Integer)oid);
+    lua_setfield(L, -2, "type_oid");
+    if (t) {
+      lua_pushstring(L, t->name);
+      lua_setfield(L, -2, "type");
+    }
+    lua_rawseti(L, -2, col + 1);
+  }
+}
+
+int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
   int nrows = PQntuples(r), ncols = PQnfields(r), row, col;
-  int base, names, null_idx, res;
+  int base, names, res, reg;
   column_decoder decoders[64], *dec = decoders;
   const char *tuples = PQcmdTuples(r), *status = PQcmdStatus(r);
   size_t verb;
@@ -160,15 +290,18 @@ void crpg_push_result(lua_State *L, session *s, PGresult *r) {
   s->decoding = r; /* freed by the session if anything below raises */
   base = lua_gettop(L);
   if (ncols > 64) dec = lua_newuserdatauv(L, sizeof(column_decoder) * (size_t)ncols, 0);
-  luaL_checkstack(L, ncols + 8, "too many columns");
-  crpg_push_null(L);
-  null_idx = lua_gettop(L);
-  names = null_idx + 1;
-  for (col = 0; col < ncols; col++) {
-    lua_pushstring(L, PQfname(r, col));
-    dec[col] = decoder_for(PQftype(r, col));
+  luaL_checkstack(L, 2 * ncols + 16, "too many columns");
+  if (ncols > 0) { /* one query for every type not known yet */
+    Oid oids[64], *list = oids;
+    if (ncols > 64) list = lua_newuserdatauv(L, sizeof(Oid) * (size_t)ncols, 0);
+    for (col = 0; col < ncols; col++) list[col] = PQftype(r, col);
+    pgtype_fetch(s->pg, &s->types, list, ncols);
   }
-  lua_createtable(L, nrows, 2);
+  reg = push_decoders(L, s, hooks);
+  names = lua_gettop(L) + 1;
+  for (col = 0; col < ncols; col++) lua_pushstring(L, PQfname(r, col));
+  for (col = 0; col < ncols; col++) dec[col] = decoder_for(L, s, reg, PQftype(r, col));
+  lua_createtable(L, nrows, 3);
   res = lua_gettop(L);
   for (row = 0; row < nrows; row++) {
     lua_createtable(L, 0, ncols);
@@ -179,12 +312,15 @@ void crpg_push_result(lua_State *L, session *s, PGresult *r) {
       v = PQgetvalue(r, row, col);
       len = (size_t)PQgetlength(r, row, col);
       lua_pushvalue(L, names + col);
-      if (dec[col].is_array) push_array(L, dec[col].kind, null_idx, v, len);
-      else push_scalar(L, dec[col].kind, v, len);
+      if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
+        return decode_error(L, s, r, base, col,
+                            dec[col].is_array ? "the array cannot be decoded" : "the value cannot be decoded");
       lua_rawset(L, -3);
     }
     lua_rawseti(L, res, row + 1);
   }
+  push_columns(L, s, r, ncols);
+  lua_setfield(L, res, "columns");
   if (tuples && *tuples) {
     lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
     lua_setfield(L, res, "affected_rows");
@@ -194,8 +330,58 @@ void crpg_push_result(lua_State *L, session *s, PGresult *r) {
     lua_pushlstring(L, status, verb);
     lua_setfield(L, res, "command");
   }
-  lua_replace(L, base + 1); /* over the scratch values */
-  lua_settop(L, base + 1);
+  if (res > base + 1) {
+    lua_replace(L, base + 1); /* over the scratch values */
+    lua_settop(L, base + 1);
+  }
   s->decoding = NULL;
   PQclear(r);
+  return 1;
+}
+
+/* pg.register_type(name_or_oid, decode_fn [, executor]) -> true
+ * From then on values of that type (and the elements of its arrays) decode as
+ * decode_fn(text, type_oid). name_or_oid: a type name as the server resolves
+ * it (to_regtype: "hstore", "public.mood", "integer"), or an OID. executor: a
+ * connection or pool to register for it alone; without one, for every
+ * connection of this Lua state. decode_fn nil removes the decoder. */
+static int pg_register_type(lua_State *L) {
+  int key = lua_type(L, 1);
+  if (key != LUA_TSTRING && key != LUA_TNUMBER) return luaL_argerror(L, 1, "type name or OID expected");
+  if (key == LUA_TNUMBER) {
+    long long oid;
+    if (!crpg_isinteger(L, 1, &oid) || oid <= 0 || oid > 4294967295LL) return luaL_argerror(L, 1, "not a type OID");
+  }
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  if (lua_isnil(L, 3)) {
+    lua_getfield(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  } else {
+    if (!luaL_testudata(L, 3, CRPG_CONN_MT) && !luaL_testudata(L, 3, CRPG_POOL_MT))
+      return luaL_argerror(L, 3, "connection or pool expected");
+    crpg_getuservalue(L, 3);                 /* the hooks table */
+    lua_getfield(L, -1, "types");
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, "types");
+    }
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, -3);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+void crpg_open_result(lua_State *L) {
+  static const luaL_Reg functions[] = {{"register_type", pg_register_type}, {NULL, NULL}};
+  lua_getfield(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  if (lua_isnil(L, -1)) {
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, functions, 0);
 }

@@ -96,27 +96,83 @@ int session_cancel_token(unsigned long long token, char *err, size_t errlen) {
   return ok ? 1 : -1;
 }
 
-/* Copies libpq's message into err, trimmed, with the conninfo's password masked. */
+/* Copies libpq's message into err, trimmed, with every password it could
+ * quote masked: the conninfo's password and sslpassword as libpq parsed them
+ * (which is what redact_conninfo masks: session_check_conninfo refused the
+ * rest), any other value that holds a password of its own, and PGPASSWORD. */
 static void copy_error(char *err, size_t errlen, const char *msg, const char *conninfo) {
   PQconninfoOption *opts, *o;
-  const char *password = NULL;
-  strbuf b;
+  const char *secrets[64];
+  int n_secrets = 0, i;
+  strbuf a, b;
   size_t n;
   char *errmsg = NULL;
 
   opts = PQconninfoParse(conninfo, &errmsg);
   if (errmsg) PQfreemem(errmsg);
-  for (o = opts; o && o->keyword; o++)
-    if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0]) password = o->val;
-  strbuf_init(&b);
-  redact_secret(&b, msg ? msg : "unknown error", password);
+  for (o = opts; o && o->keyword && n_secrets < 60; o++) {
+    if (!o->val || !o->val[0]) continue;
+    if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) {
+      secrets[n_secrets++] = o->val;
+    } else { /* a value that holds a conninfo of its own (dbname='... password=...') */
+      strbuf r;
+      strbuf_init(&r);
+      redact_conninfo(&r, o->val);
+      if (r.failed || !r.data || strcmp(r.data, o->val) != 0) secrets[n_secrets++] = o->val;
+      strbuf_free(&r);
+    }
+  }
+  if (getenv("PGPASSWORD") && getenv("PGPASSWORD")[0]) secrets[n_secrets++] = getenv("PGPASSWORD");
+  strbuf_init(&a);
+  strbuf_puts(&a, msg ? msg : "unknown error");
+  for (i = 0; i < n_secrets; i++) {
+    strbuf_init(&b);
+    redact_secret(&b, a.data ? a.data : "", secrets[i]);
+    strbuf_free(&a);
+    a = b;
+  }
   if (opts) PQconninfoFree(opts);
-  n = b.failed || !b.data ? 0 : b.len;
+  n = a.failed || !a.data ? 0 : a.len;
+  while (n > 0 && (a.data[n - 1] == '\n' || a.data[n - 1] == ' ')) n--;
   if (n >= errlen) n = errlen - 1;
-  if (n) memcpy(err, b.data, n);
+  if (n) memcpy(err, a.data, n);
   err[n] = '\0';
+  strbuf_free(&a);
+  session_one_line(err);
+}
+
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen) {
+  char *perr = NULL;
+  PQconninfoOption *opts;
+  strbuf b;
+
+  if (!conninfo) return 0;
+  strbuf_init(&b);
+  if (redact_ambiguous(conninfo)) {
+    strbuf_puts(&b, "invalid conninfo: the URL's user:password@ has a raw '@' or '/' "
+                    "(libpq would read part of the password as the host): percent-encode "
+                    "them as %40 and %2F: ");
+    redact_conninfo(&b, conninfo);
+  } else if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
+    size_t n;
+    /* libpq quotes the offending text, which may be part of the password */
+    strbuf_puts(&b, "invalid conninfo (");
+    redact_quoted(&b, perr ? perr : "out of memory");
+    n = b.len;
+    while (n > 0 && b.data && (b.data[n - 1] == '\n' || b.data[n - 1] == ' ')) n--;
+    b.len = n;
+    strbuf_puts(&b, "): ");
+    redact_conninfo(&b, conninfo);
+    if (perr) PQfreemem(perr);
+  } else {
+    PQconninfoFree(opts);
+    strbuf_free(&b);
+    return 0;
+  }
+  snprintf(err, errlen, "%s", b.failed || !b.data ? "invalid conninfo" : b.data);
   strbuf_free(&b);
   session_one_line(err);
+  return -1;
 }
 
 void session_one_line(char *msg) {
@@ -205,7 +261,10 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   session *s;
 
   *timed_out = 0;
-  values[0] = "UTF8";
+  if (session_check_conninfo(conninfo, err, errlen)) return NULL;
+  /* UTF8 unless the caller chose: a client_encoding in the conninfo (it comes
+   * later, so it wins) or PGCLIENTENCODING (which an explicit value would hide) */
+  values[0] = getenv("PGCLIENTENCODING") && getenv("PGCLIENTENCODING")[0] ? NULL : "UTF8";
   values[1] = "coderunner-db";
   values[2] = "1";
   values[3] = "30";
@@ -270,9 +329,15 @@ static void free_notices(notice *n) {
   }
 }
 
+static void entry_free(stmt_entry *e) {
+  free(e->sql);
+  free(e->types);
+  free(e->described);
+}
+
 void session_cache_clear(session *s) {
   int i;
-  for (i = 0; i < s->cache_count; i++) free(s->cache[i].sql);
+  for (i = 0; i < s->cache_count; i++) entry_free(&s->cache[i]);
   s->cache_count = 0;
 }
 
@@ -283,6 +348,7 @@ void session_close(session *s) {
   if (s->pg) PQfinish(s->pg);
   session_cache_clear(s);
   free(s->cache);
+  pgtype_cache_free(&s->types);
   free_notices(s->notices);
   free(s);
 }
@@ -524,22 +590,36 @@ int session_check_idle(session *s) {
   return 0;
 }
 
-/* FNV-1a over the SQL text. */
-static unsigned long long hash_sql(const char *sql, size_t len) {
+/* FNV-1a over the SQL text and the parameter types. */
+static unsigned long long hash_sql(const char *sql, size_t len, int nparams, const Oid *types) {
   unsigned long long h = 1469598103934665603ULL;
   size_t i;
   for (i = 0; i < len; i++) {
     h ^= (unsigned char)sql[i];
     h *= 1099511628211ULL;
   }
+  for (i = 0; i < (size_t)nparams; i++) {
+    h ^= (unsigned long long)(types ? types[i] : 0) + 0x9e37U;
+    h *= 1099511628211ULL;
+  }
   return h;
 }
 
-static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len) {
+static int same_types(const stmt_entry *e, int nparams, const Oid *types) {
+  int i;
+  if (e->nparams != nparams) return 0;
+  for (i = 0; i < nparams; i++)
+    if (e->types[i] != (types ? types[i] : 0)) return 0;
+  return 1;
+}
+
+static stmt_entry *cache_find(session *s, unsigned long long h, const char *sql, size_t len,
+                              int nparams, const Oid *types) {
   int i;
   for (i = 0; i < s->cache_count; i++) {
     stmt_entry *e = &s->cache[i];
-    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e;
+    if (e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0 && same_types(e, nparams, types))
+      return e;
   }
   return NULL;
 }
@@ -559,7 +639,7 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
     r = finish(s, PQsendQuery(s->pg, sql));
     PQclear(r);
   }
-  free(e->sql);
+  entry_free(e);
   *e = s->cache[--s->cache_count];
 }
 
@@ -586,17 +666,25 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   PGresult *r;
   stmt_entry *e;
   char *copy;
+  Oid *typecopy;
+  int i;
   unsigned id;
 
   if (s->cache_count == s->cache_size) {
-    int i, lru = 0;
+    int lru = 0;
     for (i = 1; i < s->cache_count; i++)
       if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
     cache_drop(s, &s->cache[lru], 1);
     if (s->timed_out) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
   }
   copy = malloc(len + 1);
-  if (!copy) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+  if (!copy || !typecopy) {
+    free(copy);
+    free(typecopy);
+    return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  }
+  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
   memcpy(copy, sql, len);
   copy[len] = '\0';
   /* the name is used up even when preparing fails or is cancelled midway */
@@ -605,6 +693,7 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   r = finish(s, PQsendPrepare(s->pg, name, copy, nparams, types));
   if (PQresultStatus(r) != PGRES_COMMAND_OK || s->timed_out) {
     free(copy);
+    free(typecopy);
     return r;
   }
   PQclear(r);
@@ -612,6 +701,9 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->hash = h;
   e->sql = copy;
   e->len = len;
+  e->types = typecopy;
+  e->nparams = nparams;
+  e->described = NULL;
   e->id = id;
   e->last_used = 0;
   *out = e;
@@ -632,8 +724,8 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
     return finish(s, PQsendQueryParams(s->pg, sql, nparams, types, values, lengths, formats, 0));
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
-  h = hash_sql(sql, sql_len);
-  e = cache_find(s, h, sql, sql_len);
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
   if (e) {
     s->cache_hits++;
     *cache_hit = 1;
@@ -734,4 +826,49 @@ int session_reset(session *s, double timeout) {
   }
   s->used = s->dirty = 0;
   return 0;
+}
+
+/* Copies the parameter types of a described statement into out. */
+static PGresult *describe(session *s, const char *name, int nparams, Oid *out) {
+  PGresult *r = PQdescribePrepared(s->pg, name);
+  int i;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+  for (i = 0; i < nparams; i++) out[i] = i < PQnparams(r) ? PQparamtype(r, i) : 0;
+  PQclear(r);
+  return NULL;
+}
+
+PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int nparams,
+                              const Oid *types, Oid *out) {
+  unsigned long long h;
+  stmt_entry *e;
+  PGresult *r;
+  char name[32];
+
+  if (s->cache_size == 0) { /* the unnamed statement, replaced by the next one */
+    r = PQprepare(s->pg, "", sql, nparams, types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+    PQclear(r);
+    return describe(s, "", nparams, out);
+  }
+  h = hash_sql(sql, sql_len, nparams, types);
+  e = cache_find(s, h, sql, sql_len, nparams, types);
+  if (!e) {
+    s->cache_misses++;
+    if ((r = prepare(s, sql, sql_len, h, nparams, types, &e)) != NULL) return r;
+    e->last_used = ++s->tick;
+  }
+  if (!e->described) {
+    Oid *d = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+    if (!d) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+    stmt_name(name, sizeof name, e->id);
+    if ((r = describe(s, name, nparams, d)) != NULL) {
+      free(d);
+      if (is_stale_plan(r)) cache_drop(s, e, 0);
+      return r;
+    }
+    e->described = d;
+  }
+  memcpy(out, e->described, sizeof(Oid) * (size_t)nparams);
+  return NULL;
 }

@@ -7,14 +7,21 @@
 #include <stddef.h>
 #include <libpq-fe.h>
 
+#include "pgtype.h"
+
 #define SESSION_MAX_SAVEPOINTS 64
 /* Seconds that cleaning what a collected transaction left may take. */
 #define SESSION_SETTLE_TIMEOUT 5.0
 
+/* A prepared statement, keyed by its SQL text and the parameter types it was
+ * prepared with: the same text with other parameter types is another entry. */
 typedef struct stmt_entry {
-  unsigned long long hash;
+  unsigned long long hash;         /* over the text and the types */
   char *sql;
   size_t len;
+  Oid *types;                      /* nparams types (0: the server infers it) */
+  int nparams;
+  Oid *described;                  /* the server's parameter types, once asked, else NULL */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
 } stmt_entry;
@@ -41,6 +48,7 @@ typedef struct session {
   notice *notices, *notices_tail;
   int notice_count;
   int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+  pgtype_cache types;              /* pg_type facts for OIDs outside the built-in list */
   /* client-side deadline of the statement in flight (see session_query) */
   double deadline;                 /* monotonic seconds; 0: none */
   int timed_out;                   /* the last statement passed its deadline and was cancelled */
@@ -67,6 +75,11 @@ double session_now(void);
  * containing the password) and *timed_out set when the deadline passed. */
 session *session_open(const char *conninfo, double timeout, int cache_size,
                       char *err, size_t errlen, int *timed_out);
+
+/* 0 when libpq can parse conninfo and reads its password where the
+ * redactor masks it; else -1 with a message in err that holds no part of the
+ * password (libpq's own message has its quoted text masked). */
+int session_check_conninfo(const char *conninfo, char *err, size_t errlen);
 
 /* Closes the connection and frees everything. NULL is fine. */
 void session_close(session *s);
@@ -119,6 +132,13 @@ int session_reset(session *s, double timeout);
  * was delivered, 0 when no open connection has that token, -1 on failure
  * (err filled in). */
 int session_cancel_token(unsigned long long token, char *err, size_t errlen);
+
+/* The types the server gives the parameters of sql prepared with types
+ * (prepares it through the cache like session_exec, and asks once per entry).
+ * Fills out[0..nparams). Returns NULL, or the failed result (the caller
+ * clears it). */
+PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int nparams,
+                              const Oid *types, Oid *out);
 
 /* Liveness check for an idle connection, without a round trip: 0 when usable,
  * -1 when the server already closed or terminated it. */

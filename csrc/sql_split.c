@@ -21,6 +21,7 @@ typedef struct splitter {
   int begin_depth;     /* BEGIN ... END inside CREATE FUNCTION/PROCEDURE */
   int words;           /* identifiers and keywords seen */
   char head[4];        /* first letters of the leading CREATE OR REPLACE FUNCTION */
+  long max_param;      /* the highest $n seen outside quotes and comments */
 } splitter;
 
 static int is_space(char c)
@@ -205,6 +206,18 @@ static int token(splitter *sp)
     if ((n = dollar_delimiter(sp)) > 0)
       return skip_dollar(sp, n);
     sp->p++;
+    if (p == sp->text || !is_ident_char(p[-1])) { /* $n, a parameter */
+      long v = 0;
+      while (sp->p < sp->end && *sp->p >= '0' && *sp->p <= '9') {
+        if (v < 100000000)
+          v = v * 10 + (*sp->p - '0');
+        sp->p++;
+      }
+      if (v > 100000000)
+        v = 100000000;
+      if (v > sp->max_param)
+        sp->max_param = v;
+    }
     return 0;
   case '(':
     sp->parens++;
@@ -242,64 +255,93 @@ static int report(splitter *sp, const char *end,
   return cb(ctx, sp->start, (size_t)(end - sp->start), sp->start_line);
 }
 
+static int run(splitter *sp, const char *text, size_t len,
+               int (*cb)(void *ctx, const char *stmt, size_t stmt_len, int line),
+               void *ctx);
+
 /* Splits text into statements, calling cb for each (see sql_split.h). */
 int sql_split(const char *text, size_t len,
               int (*cb)(void *ctx, const char *stmt, size_t stmt_len, int line),
               void *ctx)
 {
   splitter sp;
+  return run(&sp, text, len, cb, ctx);
+}
+
+static int ignore_statement(void *ctx, const char *stmt, size_t stmt_len, int line)
+{
+  (void)ctx;
+  (void)stmt;
+  (void)stmt_len;
+  (void)line;
+  return 0;
+}
+
+/* The highest $n parameter in text (see sql_split.h). */
+long sql_max_param(const char *text, size_t len)
+{
+  splitter sp;
+  run(&sp, text, len, ignore_statement, NULL);
+  return sp.max_param;
+}
+
+static int run(splitter *sp, const char *text, size_t len,
+               int (*cb)(void *ctx, const char *stmt, size_t stmt_len, int line),
+               void *ctx)
+{
   int rc;
 
-  sp.text = text;
-  sp.p = text;
-  sp.end = text + len;
-  sp.line = 1;
-  new_statement(&sp);
+  sp->max_param = 0;
+  sp->text = text;
+  sp->p = text;
+  sp->end = text + len;
+  sp->line = 1;
+  new_statement(sp);
 
-  while (sp.p < sp.end) {
-    const char *p = sp.p;
+  while (sp->p < sp->end) {
+    const char *p = sp->p;
     char c = *p;
 
     if (c == '\n') {
-      sp.line++;
-      sp.p++;
+      sp->line++;
+      sp->p++;
       continue;
     }
     if (is_space(c)) {
-      sp.p++;
+      sp->p++;
       continue;
     }
-    if (c == '-' && p + 1 < sp.end && p[1] == '-') {
-      const char *nl = memchr(p, '\n', (size_t)(sp.end - p));
-      sp.p = nl ? nl : sp.end; /* the newline itself is counted above */
+    if (c == '-' && p + 1 < sp->end && p[1] == '-') {
+      const char *nl = memchr(p, '\n', (size_t)(sp->end - p));
+      sp->p = nl ? nl : sp->end; /* the newline itself is counted above */
       continue;
     }
-    if (c == '/' && p + 1 < sp.end && p[1] == '*') {
-      if (skip_block_comment(&sp) != 0)
+    if (c == '/' && p + 1 < sp->end && p[1] == '*') {
+      if (skip_block_comment(sp) != 0)
         goto unterminated;
       continue;
     }
-    if (c == ';' && sp.parens == 0 && sp.begin_depth == 0) {
-      if ((rc = report(&sp, sp.sig_end, cb, ctx)) != 0)
+    if (c == ';' && sp->parens == 0 && sp->begin_depth == 0) {
+      if ((rc = report(sp, sp->sig_end, cb, ctx)) != 0)
         return rc;
-      new_statement(&sp);
-      sp.p++;
+      new_statement(sp);
+      sp->p++;
       continue;
     }
-    if (sp.start == NULL) {
-      sp.start = p;
-      sp.start_line = sp.line;
+    if (sp->start == NULL) {
+      sp->start = p;
+      sp->start_line = sp->line;
     }
-    if (token(&sp) != 0)
+    if (token(sp) != 0)
       goto unterminated;
-    sp.sig_end = sp.p;
+    sp->sig_end = sp->p;
   }
-  return report(&sp, sp.sig_end, cb, ctx);
+  return report(sp, sp->sig_end, cb, ctx);
 
 unterminated:
   /* The rest of the text, unterminated quote or comment included, so that the
    * server reports the problem if the caller sends it anyway. */
-  if ((rc = report(&sp, sp.end, cb, ctx)) != 0)
+  if ((rc = report(sp, sp->end, cb, ctx)) != 0)
     return rc;
   return -1;
 }

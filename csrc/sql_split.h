@@ -19,4 +19,9 @@ int sql_split(const char *text, size_t len,
               int (*cb)(void *ctx, const char *stmt, size_t stmt_len, int line),
               void *ctx);
 
+/* The highest $n parameter number in text (0 when it has none), with the same
+ * lexer: a '$' followed by digits, outside quotes, dollar quotes and comments,
+ * and not inside a word (a$1 is an identifier). Numbers are capped at 10^8. */
+long sql_max_param(const char *text, size_t len);
+
 #endif

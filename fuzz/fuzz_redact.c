@@ -60,6 +60,19 @@ static void check_password(const char *pw, size_t n)
   }
   strbuf_puts(&url, "&application_name=x");
   expect(url.data, "postgresql://host/db?password=***&application_name=x");
+  /* the input raw in the userinfo: either libpq reads the same password (the
+   * input holds no '@' or '/', and no "?...@" the redactor would stop at), or
+   * the URL is ambiguous and refused; it never survives redaction */
+  if (memchr(pw, '@', n) == NULL && memchr(pw, '/', n) == NULL && memchr(pw, '?', n) == NULL &&
+      memchr(pw, '\0', n) == NULL) {
+    strbuf_reset(&url);
+    strbuf_puts(&url, "postgres://user:");
+    strbuf_append(&url, pw, n);
+    strbuf_puts(&url, "@host/db");
+    if (redact_ambiguous(url.data))
+      abort();
+    expect(url.data, "postgres://user:***@host/db");
+  }
   strbuf_free(&kw);
   strbuf_free(&url);
 }
@@ -81,6 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   strbuf_init(&out);
   redact_conninfo(&out, text);
+  if (out.failed)
+    abort();
+  strbuf_reset(&out);
+  (void)redact_ambiguous(text);
+  redact_quoted(&out, text);
   if (out.failed)
     abort();
   strbuf_free(&out);

@@ -71,6 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   rc = sql_split(c.text, size, on_statement, &c);
   if (rc != 0 && rc != -1)
     abort();
+  {
+    long n = sql_max_param(c.text, size); /* the same lexer: never negative, capped */
+    if (n < 0 || n > 100000000)
+      abort();
+  }
   if (rc == 0) {
     /* again, now checking each statement on its own */
     c.prev_end = c.text;

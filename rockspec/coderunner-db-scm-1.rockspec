@@ -16,6 +16,7 @@ migration runner and an admin CLI. Lua 5.4 and LuaJIT 2.1 (OpenResty).]],
 dependencies = {
   "lua >= 5.1",
   "argparse",
+  "luafilesystem",
 }
 external_dependencies = {
   PQ = { header = "libpq-fe.h", library = "pq" },

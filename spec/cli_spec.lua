@@ -295,3 +295,238 @@ describe("coderunner-db migrate: four runners started at once", function()
     assert.is_true(rows[1].indisvalid)
   end)
 end)
+
+describe("coderunner-db conventions", function()
+  it("--version prints the version and exits 0", function()
+    local rc, out = run("--version")
+    assert.equal(0, rc)
+    assert.matches("^coderunner%-db " .. pg.version:gsub("%.", "%%.") .. " %(libpq %d+", out)
+    rc, out = run("--help")
+    assert.equal(0, rc)
+    assert.matches("%-%-version", out)
+  end)
+
+  it("a usage error names the command and the option, with that command's usage", function()
+    local rc, out, err = run("migrate down --steps abc")
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches("Usage: coderunner%-db migrate down", err)
+    assert.matches("coderunner-db migrate down: --steps: a whole number >= 1 is expected, got 'abc'", err, 1, true)
+    -- a negative number is a bad value, not an unknown option
+    rc, out, err = run("migrate down --steps -1")
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.is_nil(err:find("unknown option", 1, true))
+    assert.matches("coderunner-db migrate down: --steps: a whole number >= 1 is expected, got '-1'", err, 1, true)
+    rc, out, err = run("migrate down --steps 0")
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches("got '0'", err, 1, true)
+    rc, out, err = run("migrate --lock-timeout soon status")
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches("coderunner-db migrate status: --lock-timeout: a number of seconds >= 0 is expected, got 'soon'",
+      err, 1, true)
+    rc, out, err = run("health --bogus")
+    assert.equal(2, rc)
+    assert.equal("", out)
+    assert.matches("coderunner-db health: unknown option '--bogus'", err, 1, true)
+    assert.matches("Usage: coderunner%-db health", err)
+  end)
+
+  it("every command fails with one JSON shape: ok, command, error {kind, message}", function()
+    local down = "host=127.0.0.1 port=1 connect_timeout=1"
+    local cases = {
+      { "--json migrate down --steps abc", "migrate down", "usage", 2 },
+      { "--json migrate status --url " .. quote(down), "migrate status", "connect", 1 },
+      { "--json migrate --url " .. quote(down), "migrate up", "connect", 1 },
+      { "--json health --url " .. quote(down), "health", "connect", 1 },
+      { "--json stats --url " .. quote(down), "stats", "connect", 1 },
+      { "--json health --url " .. quote("mysql://root:pw@db/app"), "health", "invalid_input", 2 },
+    }
+    for _, c in ipairs(cases) do
+      local rc, out = run(c[1])
+      assert.equal(c[4], rc, c[1])
+      local v = json(out)
+      assert.is_false(v.ok, c[1])
+      assert.equal(c[2], v.command, c[1])
+      assert.equal(c[3], v.error.kind, c[1])
+      assert.is_string(v.error.message, c[1])
+    end
+  end)
+
+  it("prints numbers as people read them", function()
+    local cli = require "coderunner.cli"
+    local v = json(cli.encode_json({ x = 0.1 + 0.2, n = 3, big = 2 ^ 40, e = cli.array({}), list = { 1.5, 2 } }))
+    assert.equal(0.3, v.x)
+    local text = cli.encode_json({ x = 0.1 + 0.2, latency_ms = 0.518, e = cli.array({}) })
+    assert.matches('"x":0.3[,}]', text)
+    assert.matches('"latency_ms":0.518[,}]', text)
+    assert.matches('"e":%[%]', text)
+    assert.equal(3, v.n)
+    assert.equal(2 ^ 40, v.big)
+  end)
+
+  it("a --url that is not a PostgreSQL URL says so, without its password", function()
+    for _, cmd in ipairs { "health", "stats", "migrate status" } do
+      local rc, out, err = run(cmd .. " --url " .. quote("mysql://root:hunter2@db.example.com/app"))
+      assert.equal(2, rc, cmd)
+      assert.equal("", out)
+      assert.matches("not a PostgreSQL URL (it starts with mysql://)", err, 1, true)
+      assert.is_nil(err:find("hunter2", 1, true), cmd)
+    end
+  end)
+end)
+
+describe("coderunner-db health --json", function()
+  it("prints latency_ms with at most 3 decimals, ok and the command", function()
+    local rc, out = run("--json health")
+    assert.equal(0, rc, out)
+    local latency = out:match('"latency_ms":([%d%.e%-]+)')
+    assert.truthy(latency, out)
+    assert.is_nil(latency:match("%.%d%d%d%d"), latency)
+    local v = json(out)
+    assert.is_true(v.ok)
+    assert.equal("health", v.command)
+  end)
+end)
+
+describe("coderunner-db migrate: progress", function()
+  local url, dir
+  setup(function()
+    url = server.fresh_database("cr_cli_progress_" .. VM)
+    dir = tmpdir()
+    write(dir .. "/001_quick.sql", "-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n")
+    write(dir .. "/002_slow.sql", "-- migrate:up\nselect pg_sleep(0.8);\ncreate table b (id int);\n"
+      .. "-- migrate:down\ndrop table b;\n")
+    write(dir .. "/003_last.sql", "-- migrate:up\ncreate table c (id int);\n-- migrate:down\ndrop table c;\n")
+  end)
+  teardown(function() os.execute("rm -rf " .. quote(dir)) end)
+
+  -- Runs the command with stdout a pipe, noting when each line arrives.
+  local function piped(args)
+    local p = assert(io.popen(("%s bin/coderunner-db --url %s migrate --dir %s %s 2>&1"):format(LUA, quote(url),
+      quote(dir), args)))
+    local lines = {}
+    for line in p:lines() do lines[#lines + 1] = { text = line, at = pg.monotonic() } end
+    p:close()
+    return lines
+  end
+
+  local function find(lines, pattern)
+    for i, l in ipairs(lines) do
+      if l.text:match(pattern) then return i, l end
+    end
+    error("no line matches " .. pattern)
+  end
+
+  it("prints each migration's line when it starts and when it ends, as it happens, into a pipe", function()
+    local lines = piped("up")
+    local order = {}
+    for _, pat in ipairs { "^applying%s+001 quick %.%.%.$", "^applied%s+001 quick", "^applying%s+002 slow %.%.%.$",
+                           "^applied%s+002 slow%s+%d+%.%d ms$", "^applying%s+003 last", "^applied%s+003 last",
+                           "^3 migrations applied; current version 003$" } do
+      order[#order + 1] = (find(lines, pat))
+    end
+    for i = 2, #order do assert.is_true(order[i] > order[i - 1], "line order") end
+    -- the start of the slow one reached the pipe while it ran, not at the end
+    local _, started = find(lines, "^applying%s+002")
+    local _, ended = find(lines, "^applied%s+002")
+    assert.is_true(ended.at - started.at >= 0.5, ("%.3f s between the lines"):format(ended.at - started.at))
+    lines = piped("down --steps 2")
+    local a = find(lines, "^reverting%s+003 last %.%.%.$")
+    local b = find(lines, "^reverted%s+003 last")
+    local c = find(lines, "^reverting%s+002 slow")
+    assert.is_true(a < b and b < c)
+  end)
+
+  it("the reporter hook prints counts at most once per interval, and always the last", function()
+    local script = [[
+      local t = 0
+      local common = require("coderunner.cli").new_common(false)
+      local r = common.reporter({ interval = 1, clock = function() return t end })
+      r.start("loading users")
+      for done = 0, 5000, 500 do t = done / 1000; r.update("users", done, 5000, "rows") end
+      r.finish("loaded users")
+    ]]
+    local path = os.tmpname()
+    write(path, script)
+    local p = assert(io.popen(("%s %s 2>&1 | cat"):format(LUA, path)))
+    local out = p:read("*a")
+    p:close()
+    os.remove(path)
+    assert.equal("loading users ...\nusers: 0 of 5000 rows (0%)\nusers: 1000 of 5000 rows (20%)\n"
+      .. "users: 2000 of 5000 rows (40%)\nusers: 3000 of 5000 rows (60%)\nusers: 4000 of 5000 rows (80%)\n"
+      .. "users: 5000 of 5000 rows (100%)\nloaded users\n", out)
+  end)
+end)
+
+describe("coderunner-db: the migrations directory", function()
+  local url, elsewhere, root
+  setup(function()
+    url = server.fresh_database("cr_cli_dirs_" .. VM)
+    elsewhere = tmpdir()
+    local p = assert(io.popen("pwd"))
+    root = p:read("*l")
+    p:close()
+  end)
+  teardown(function() os.execute("rm -rf " .. quote(elsewhere)) end)
+
+  local function run_in(cwd, bin, args, env)
+    local p = assert(io.popen(("cd %s && %s %s %s %s 2>&1; echo \"__rc=$?\""):format(quote(cwd), env or "", LUA,
+      quote(bin), args)))
+    local out = p:read("*a")
+    p:close()
+    return tonumber(out:match("__rc=(%d+)%s*$")), (out:gsub("__rc=%d+%s*$", ""))
+  end
+
+  local function exists(path)
+    local f = io.open(path, "r")
+    if f then f:close() end
+    return f ~= nil
+  end
+
+  it("from another folder, a checkout's CLI finds the checkout's migrations/", function()
+    local rc, out = run_in(elsewhere, root .. "/bin/coderunner-db", "--json --url " .. quote(url) .. " migrate status",
+      "CODERUNNER_MIGRATIONS=")
+    assert.equal(0, rc, out)
+    local v = json(out)
+    assert.equal(root .. "/migrations/001_initial_schema.sql", v.migrations[1].file)
+    assert.is_false(exists(elsewhere .. "/migrations"))
+  end)
+
+  it("installed, it finds <luadir>/coderunner/migrations; create never makes a folder where it runs", function()
+    local tree = elsewhere .. "/tree"
+    local vm_dir = tree .. "/share/lua/" .. VM
+    assert(os.execute(("mkdir -p %s/coderunner %s/bin && cp -R lua/coderunner/. %s/coderunner/ && "
+      .. "cp bin/coderunner-db %s/bin/ && mkdir -p %s/coderunner/migrations && cp migrations/*.sql %s/coderunner/migrations/")
+      :format(quote(vm_dir), quote(tree), quote(vm_dir), quote(tree), quote(vm_dir), quote(vm_dir))))
+    local cwd = elsewhere .. "/work"
+    assert(os.execute("mkdir -p " .. quote(cwd)))
+    local env = ("CODERUNNER_MIGRATIONS= LUA_PATH=%s LUA_CPATH=%s"):format(
+      quote(vm_dir .. "/?.lua;" .. vm_dir .. "/?/init.lua;;"), quote(root .. "/build/" .. LUA .. "/?.so;;"))
+    local rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "--json --url " .. quote(url) .. " migrate status", env)
+    assert.equal(0, rc, out)
+    assert.equal(vm_dir .. "/coderunner/migrations/001_initial_schema.sql", json(out).migrations[1].file)
+    rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "--json migrate create add_x", env)
+    assert.equal(0, rc, out)
+    assert.equal(vm_dir .. "/coderunner/migrations/002_add_x.sql", json(out).file)
+    assert.is_false(exists(cwd .. "/migrations"))
+    -- $CODERUNNER_MIGRATIONS comes before the installed folder, --dir before both
+    local own = elsewhere .. "/own"
+    rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "--json migrate create y",
+      env:gsub("CODERUNNER_MIGRATIONS=", "CODERUNNER_MIGRATIONS=" .. quote(own)))
+    assert.equal(0, rc, out)
+    assert.equal(own .. "/001_y.sql", json(out).file)
+    rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "--json migrate --dir " .. quote(own .. "2") .. " create z",
+      env:gsub("CODERUNNER_MIGRATIONS=", "CODERUNNER_MIGRATIONS=" .. quote(own)))
+    assert.equal(0, rc, out)
+    assert.equal(own .. "2/001_z.sql", json(out).file)
+    -- with no migrations installed anywhere, it says where it looked and makes nothing
+    assert(os.execute("rm -rf " .. quote(vm_dir .. "/coderunner/migrations")))
+    rc, out = run_in(cwd, tree .. "/bin/coderunner-db", "migrate create w", env)
+    assert.equal(2, rc, out)
+    assert.matches("no migrations directory found (looked in " .. vm_dir .. "/coderunner/migrations", out, 1, true)
+    assert.is_false(exists(cwd .. "/migrations"))
+  end)
+end)

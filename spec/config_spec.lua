@@ -100,6 +100,17 @@ describe("config.resolve", function()
     fails({}, { DB_PORT = "54.5" }, "DB_PORT")
   end)
 
+  it("refuses a URL of another database by its scheme, never repeating the URL", function()
+    local err = fails({ url = "mysql://root:hunter2@db.example.com/app" }, {},
+      "url is not a PostgreSQL URL %(it starts with mysql://%)")
+    assert.is_nil(tostring(err):find("hunter2", 1, true))
+    err = fails({}, { DATABASE_URL = "redis://:hunter2@cache:6379" }, "DATABASE_URL is not a PostgreSQL URL")
+    assert.is_nil(tostring(err):find("hunter2", 1, true))
+    for _, url in ipairs { "postgres://u@h/db", "postgresql://u@h/db", "POSTGRES://u@h/db", "host=h dbname=db" } do
+      assert.equal(url, assert(config.resolve({ url = url }, env({}))).conninfo)
+    end
+  end)
+
   it("refuses DB_POOL_MIN greater than DB_POOL_MAX, naming both", function()
     local err = fails({}, { DB_POOL_MIN = "8", DB_POOL_MAX = "4" },
       "DB_POOL_MIN %(8%) is greater than DB_POOL_MAX %(4%)")
@@ -144,9 +155,13 @@ end)
 describe("the service's modules", function()
   it("define no globals when required", function()
     local vm = os.getenv("CODERUNNER_LUA") or "lua5.4"
-    local script = [[setmetatable(_G, { __newindex = function(_, k) error("global " .. tostring(k), 2) end });]]
+    -- third-party modules first: Debian's lua-filesystem sets its own global `lfs`
+    local script = [[require("lfs"); require("argparse"); ]]
+      .. [[setmetatable(_G, { __newindex = function(_, k) error("global " .. tostring(k), 2) end });]]
       .. [[for _, m in ipairs({ "coderunner.config", "coderunner.users", "coderunner.projects", ]]
-      .. [["coderunner.deployments", "coderunner.db", "coderunner.cli.service" }) do require(m) end; print("clean")]]
+      .. [["coderunner.deployments", "coderunner.db", "coderunner.domain", "coderunner.stats", ]]
+      .. [["coderunner.migrate", "coderunner.cli", "coderunner.cli.migrate", "coderunner.cli.service" }) ]]
+      .. [[do require(m) end; print("clean")]]
     local p = assert(io.popen(vm .. " -e '" .. script .. "' 2>&1"))
     local out = p:read("*a")
     p:close()

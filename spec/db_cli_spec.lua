@@ -105,7 +105,11 @@ describe("coderunner-db health and stats", function()
     assert.equal(1, status)
     local h = cjson.decode(out)
     assert.equal("unhealthy", h.status)
-    assert.equal("connect", h.error_kind)
+    -- the error shape every command uses with --json
+    assert.is_false(h.ok)
+    assert.equal("health", h.command)
+    assert.equal("connect", h.error.kind)
+    assert.is_string(h.error.message)
   end)
 
   it("--url wins over DATABASE_URL", function()

@@ -76,8 +76,14 @@ describe("migrate: fresh apply and re-run", function()
       assert.is_true(item.duration_ms >= 0)
       assert.is_true(item.transaction)
     end
-    assert.equal("applied", events[1].event)
-    assert.matches("applied 001_widgets.sql %(%d+%.%d ms%)", events[1].msg)
+    -- each migration is announced when it starts, then when it is done
+    assert.equal("applying", events[1].event)
+    assert.equal("applying 001_widgets.sql", events[1].msg)
+    assert.equal("applied", events[2].event)
+    assert.matches("applied 001_widgets.sql %(%d+%.%d ms%)", events[2].msg)
+    local order = {}
+    for i, ev in ipairs(events) do order[i] = ev.event .. " " .. ev.version end
+    assert.same({ "applying 1", "applied 1", "applying 2", "applied 2", "applying 3", "applied 3" }, order)
 
     local rows = history(conn)
     assert.equal(3, #rows)
@@ -135,6 +141,32 @@ describe("migrate: fresh apply and re-run", function()
     assert.equal(3, status.applied)
     assert.equal(0, pool:stats().busy)
     pool:close()
+  end)
+
+  it("checksums every file in one round trip, however many there are", function()
+    local pool = assert(pg.pool { conninfo = server.fresh_database("cr_mig_sums_" .. VM), min = 1, max = 1 })
+    local many = tmpdir()
+    write(many, "001_a.sql", M1)
+    local runner = assert(migrate.new(pool, { dir = many }))
+    local function statements_of_status()
+      local before = pool:stats().queries
+      local report = assert(runner:status())
+      return pool:stats().queries - before, report
+    end
+    local one = statements_of_status()
+    write(many, "002_b.sql", M2)
+    write(many, "003_c.sql", M3)
+    write(many, "004_d.sql", M3:gsub("gadgets", "gizmos"))
+    local four, report = statements_of_status()
+    assert.equal(one, four)
+    assert.equal(4, report.pending)
+    -- the sums are the server's sha256 of each file, in file order
+    for i, text in ipairs { M1, M2, M3, (M3:gsub("gadgets", "gizmos")) } do
+      local sum = assert(pool:query("select encode(sha256($1), 'hex') as s", pg.bytea(text)))[1].s
+      assert.equal(sum, report.migrations[i].checksum)
+    end
+    pool:close()
+    rmdir(many)
   end)
 end)
 

@@ -39,10 +39,10 @@ describe("coderunner.pg connections", function()
       assert.is_nil(err.message:find("s3cr3t", 1, true))
     end)
 
-    it("refuses an unparsable conninfo with kind connect", function()
+    it("refuses an unparsable conninfo with kind invalid_input, as pg.pool does", function()
       local conn, err = pg.connect("this is = not valid '")
       assert.is_nil(conn)
-      assert.are.equal("connect", err.kind)
+      assert.are.equal("invalid_input", err.kind) -- issue 7: checked before connecting
     end)
 
     it("times out connecting to a server that never answers", function()
@@ -55,7 +55,7 @@ print(s.getsockname()[1], flush=True); time.sleep(3)"]]))
       local started = os.time()
       local conn, err = pg.connect("host=127.0.0.1 port=" .. port, { connect_timeout = 0.3 })
       assert.is_nil(conn)
-      assert.are.equal("connect", err.kind)
+      assert.are.equal("timeout", err.kind) -- issue 7: a connect_timeout is kind timeout
       assert.matches("timed out", err.message)
       assert.is_true(os.time() - started <= 2)
       listener:close()

@@ -17,9 +17,14 @@
 -- args.no_color) plus the command's own. `common` (below) carries the shared
 -- helpers: output (plain, coloured or JSON), errors, and the connection.
 -- A handler returns one of common.EXIT; it never calls os.exit itself.
--- Also accepted: register returns nothing and a command's argparse action sets
--- `args.handler = fn(args, out)` (out prints one line); fn returns the exit code.
+--
+-- Output conventions: human lines on stdout (progress flushed as it happens,
+-- also into a pipe), warnings on stderr; with --json one document on stdout,
+-- `ok` true or false, `command` naming the command, and on failure
+-- `error = { kind, message, ... }` (the same shape for every command).
 local argparse = require "argparse"
+local lfs = require "lfs"
+local pg = require "coderunner.pg"
 
 local cli = {}
 
@@ -35,87 +40,8 @@ cli.EXIT = {
 --- is not installed is left out.
 cli.modules = { "coderunner.cli.migrate", "coderunner.cli.service" }
 
----------------------------------------------------------------------------
--- JSON output (arrays keep their brackets even when empty)
----------------------------------------------------------------------------
-
-local ARRAY = setmetatable({}, { __mode = "k" })
-
---- Marks t as a JSON array (so an empty one prints as []); returns t.
----@param t table
----@return table
-function cli.array(t)
-  ARRAY[t] = true
-  return t
-end
-
-local ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n",
-                  ["\r"] = "\\r", ["\t"] = "\\t" }
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESCAPES[c] or ("\\u%04x"):format(c:byte())
-  end) .. '"'
-end
-
-local function is_array(t)
-  if ARRAY[t] then return true end
-  local n = #t
-  if n == 0 then return false end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
-end
-
-local function encode(v, out)
-  local t = type(v)
-  if v == nil then
-    out[#out + 1] = "null"
-  elseif t == "boolean" then
-    out[#out + 1] = tostring(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      out[#out + 1] = "null"
-    elseif v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
-      out[#out + 1] = ("%d"):format(v)
-    else
-      out[#out + 1] = ("%.17g"):format(v)
-    end
-  elseif t == "string" then
-    out[#out + 1] = encode_string(v)
-  elseif t == "table" and is_array(v) then
-    out[#out + 1] = "["
-    for i = 1, #v do
-      if i > 1 then out[#out + 1] = "," end
-      encode(v[i], out)
-    end
-    out[#out + 1] = "]"
-  elseif t == "table" then
-    local keys = {}
-    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      out[#out + 1] = encode_string(k) .. ":"
-      local value = v[k]
-      if value == nil then value = v[tonumber(k)] end
-      encode(value, out)
-    end
-    out[#out + 1] = "}"
-  else
-    out[#out + 1] = encode_string(tostring(v))
-  end
-end
-
---- Encodes a Lua value as JSON (keys sorted; functions and userdata as strings).
----@param v any
----@return string
-function cli.encode_json(v)
-  local out = {}
-  encode(v, out)
-  return table.concat(out)
-end
+--- The version that --version prints.
+cli.VERSION = pg.version
 
 ---------------------------------------------------------------------------
 -- Helpers shared by the command modules
@@ -123,22 +49,131 @@ end
 
 local STYLES = { red = "31", green = "32", yellow = "33", blue = "34", bold = "1", dim = "2" }
 
+-- Whether stdout is a terminal, from what fd 1 points at (no process forked).
 local function stdout_is_terminal()
-  local r = os.execute("test -t 1")
-  return r == true or r == 0
+  local target = lfs.symlinkattributes("/proc/self/fd/1", "target")
+  if type(target) ~= "string" then return false end
+  return target:match("^/dev/pts/%d") ~= nil or target:match("^/dev/tty") ~= nil
+    or target == "/dev/console"
 end
 
 -- The fields of an error object worth printing (never the connection string).
 local ERROR_FIELDS = { "kind", "message", "sqlstate", "severity", "detail", "hint", "position", "schema",
                        "table", "column", "constraint", "file", "line" }
 
-local function new_common(tty)
-  ---@class coderunner.cli.Common
-  local common = { EXIT = cli.EXIT, json = false, color = false, array = cli.array, encode_json = cli.encode_json }
+--- A plain table of an error object's fields: what --json prints as `error`.
+---@param err any
+---@return table
+function cli.error_table(err)
+  if type(err) ~= "table" and type(err) ~= "userdata" then return { kind = "error", message = tostring(err) } end
+  local t = {}
+  for _, k in ipairs(ERROR_FIELDS) do
+    local ok, v = pcall(function() return err[k] end)
+    if ok then t[k] = v end
+  end
+  t.kind = t.kind or "error"
+  t.message = t.message or tostring(err)
+  return t
+end
 
-  -- Called once the command line is parsed.
-  function common.setup(args)
+--- A number as people read it: whole numbers as they are, others with at most
+--- 14 significant digits (0.518, not 0.51800000000000002).
+---@param n number
+---@return number
+function cli.tidy_number(n)
+  if n ~= n or n == math.huge or n == -math.huge then return n end
+  if math.type and math.type(n) == "integer" then return n end
+  if n % 1 == 0 and n > -2 ^ 53 and n < 2 ^ 53 then return n end
+  return tonumber(("%.14g"):format(n))
+end
+
+-- A copy of v that the core's JSON encoder takes as people expect: numbers
+-- tidied, error objects as tables, empty arrays kept as [] (marked with
+-- pg.json_array_mt), keys of mixed tables as strings, anything else as text.
+local function plain(v, depth)
+  local t = type(v)
+  if t == "number" then return cli.tidy_number(v) end
+  if t == "string" or t == "boolean" or v == nil or v == pg.null then return v end
+  if depth > 64 then return "..." end
+  if t == "table" then
+    local mt = getmetatable(v)
+    if mt and mt ~= pg.json_array_mt and (mt.__tostring or mt.__name) and v.kind ~= nil then
+      return cli.error_table(v)
+    end
+    local n, count = #v, 0
+    for _ in pairs(v) do count = count + 1 end
+    local out = {}
+    if (n > 0 and n == count) or (count == 0 and mt == pg.json_array_mt) then
+      for i = 1, n do out[i] = plain(v[i], depth + 1) end
+      return setmetatable(out, pg.json_array_mt)
+    end
+    for k, x in pairs(v) do out[tostring(k)] = plain(x, depth + 1) end
+    return out
+  end
+  if t == "userdata" then
+    local ok, kind = pcall(function() return v.kind end)
+    if ok and kind ~= nil then return cli.error_table(v) end
+  end
+  return tostring(v)
+end
+
+--- JSON text of v, as --json prints it (see plain above).
+---@param v any
+---@return string
+function cli.encode_json(v)
+  local text, err = pg.json_encode(plain(v, 0))
+  if not text then
+    text = assert(pg.json_encode { ok = false, error = { kind = "internal", message = tostring(err) } })
+  end
+  return text
+end
+
+--- Marks t as a JSON array (so an empty one prints as []); returns t.
+---@param t table
+---@return table
+function cli.array(t)
+  return setmetatable(t, pg.json_array_mt)
+end
+
+--- A converter for an option that takes a whole number >= min; its message
+--- names the option.
+---@param option string  e.g. "--steps"
+---@param min? integer   default 0
+---@return fun(s: string): integer|nil, string|nil
+function cli.whole(option, min)
+  min = min or 0
+  return function(s)
+    local n = type(s) == "string" and s:match("^%-?%d+$") and tonumber(s)
+    if n and n >= min then return math.floor(n) end
+    return nil, ("%s: a whole number%s is expected, got '%s'"):format(option, min > 0 and (" >= " .. min) or "",
+      tostring(s))
+  end
+end
+
+--- A converter for an option that takes a number of seconds >= 0.
+---@param option string
+---@return fun(s: string): number|nil, string|nil
+function cli.seconds(option)
+  return function(s)
+    local n = tonumber(s)
+    if n and n >= 0 and n == n then return n end
+    return nil, ("%s: a number of seconds >= 0 is expected, got '%s'"):format(option, tostring(s))
+  end
+end
+
+--- The helpers a command module gets (see the convention above); `tty` says
+--- whether stdout is a terminal (colour). For tools that reuse them.
+---@param tty boolean
+---@return coderunner.cli.Common
+function cli.new_common(tty)
+  ---@class coderunner.cli.Common
+  local common = { EXIT = cli.EXIT, json = false, color = false, command = nil, array = cli.array,
+                   encode_json = cli.encode_json, whole = cli.whole, seconds = cli.seconds }
+
+  -- Called once the command line is parsed; command names it ("migrate up").
+  function common.setup(args, command)
     common.json = args.json and true or false
+    common.command = command
     local no_color = os.getenv("NO_COLOR")
     common.color = tty and not common.json and not args.no_color and not (no_color and no_color ~= "")
   end
@@ -149,50 +184,85 @@ local function new_common(tty)
     return "\27[" .. STYLES[style] .. "m" .. text .. "\27[0m"
   end
 
-  --- One line of human output on stdout.
+  --- One line of human output on stdout, flushed at once (progress shows as
+  --- it happens, also when stdout is a pipe).
   function common.say(line)
     io.stdout:write(line, "\n")
+    io.stdout:flush()
   end
 
-  --- One line on stderr (progress and warnings that are not the result).
+  --- One line on stderr (warnings that are not the result).
   function common.note(line)
     io.stderr:write(line, "\n")
+    io.stderr:flush()
   end
 
-  --- Prints value as one line of JSON on stdout.
+  --- Prints a command's result as one JSON document on stdout, with
+  --- `ok = true` and `command` added unless the value has them.
   function common.emit(value)
+    if type(value) == "table" then
+      if value.ok == nil then value.ok = true end
+      if value.command == nil then value.command = common.command end
+    end
     io.stdout:write(cli.encode_json(value), "\n")
     io.stdout:flush()
   end
 
-  --- A plain table of an error object's fields.
-  function common.error_table(err)
-    if type(err) ~= "table" and type(err) ~= "userdata" then return { kind = "error", message = tostring(err) } end
-    local t = {}
-    for _, k in ipairs(ERROR_FIELDS) do t[k] = err[k] end
-    t.message = t.message or tostring(err)
-    return t
-  end
+  common.error_table = cli.error_table
 
   --- Reports a failure (JSON on stdout with --json, else a red line on stderr)
   --- and returns the exit code (default EXIT.failure). extra: more JSON fields.
+  --- JSON: { ok = false, command, error = { kind, message, ... }, extra... }.
   ---@param err any
   ---@param code? integer
   ---@param extra? table
   ---@return integer
   function common.fail(err, code, extra)
+    local e = cli.error_table(err)
     if common.json then
-      local out = { ok = false, error = common.error_table(err) }
+      local out = { ok = false, command = common.command, error = e }
       for k, v in pairs(extra or {}) do out[k] = v end
-      common.emit(out)
+      io.stdout:write(cli.encode_json(out), "\n")
+      io.stdout:flush()
     else
-      local e = common.error_table(err)
       local line = common.paint("red", "error: ") .. tostring(e.message)
       if e.detail then line = line .. "\n  detail: " .. e.detail end
       if e.hint then line = line .. "\n  hint: " .. e.hint end
       common.note(line)
     end
     return code or cli.EXIT.failure
+  end
+
+  --- A progress reporter for long work (migrations, bulk loads), the same for
+  --- every command. Human mode: each line is printed and flushed as it
+  --- happens; --json: silent (stdout keeps one document).
+  ---   r.start(text)     when a piece of work starts: "text ..."
+  ---   r.finish(text)    when it ends: the line as given
+  ---   r.update(label, done, total?, unit?)  counts ("label: 500 of 2000 rows (25%)"),
+  ---                     at most once per interval (1 s), and always when done == total
+  ---@param opts? {interval?: number, clock?: fun(): number}
+  function common.reporter(opts)
+    opts = opts or {}
+    local interval, clock = opts.interval or 1, opts.clock or pg.monotonic
+    local r, last = {}, nil
+    function r.start(text)
+      if not common.json then common.say(text .. " ...") end
+    end
+    function r.finish(text)
+      if not common.json then common.say(text) end
+    end
+    function r.update(label, done, total, unit)
+      if common.json then return end
+      local now = clock()
+      if total and done >= total or not last or now - last >= interval then
+        last = now
+        local text = ("%s: %d%s"):format(label, done, total and (" of %d"):format(total) or "")
+        if unit then text = text .. " " .. unit end
+        if total and total > 0 then text = text .. (" (%d%%)"):format(math.floor(done * 100 / total)) end
+        common.say(text)
+      end
+    end
+    return r
   end
 
   --- Resolves the connection settings: --url, else DATABASE_URL, DB_*, PG*.
@@ -203,19 +273,19 @@ local function new_common(tty)
   end
 
   --- Opens one connection from the settings; the error names the database
-  --- without its password.
+  --- without its password. A bad configuration returns EXIT.usage as third value.
   ---@return coderunner.pg.Conn|nil conn
   ---@return coderunner.pg.Error|coderunner.Config|nil err_or_cfg
+  ---@return integer|nil exit_code  on failure
   function common.connect(args)
-    local pg = require "coderunner.pg"
     local cfg, err = common.resolve(args)
-    if not cfg then return nil, err end
+    if not cfg then return nil, err, cli.EXIT.usage end
     local conn
     conn, err = pg.connect(cfg.conninfo, { connect_timeout = cfg.pool and cfg.pool.connect_timeout })
     if not conn then
       local target = cfg.conninfo_redacted ~= "" and cfg.conninfo_redacted or "the PG* environment"
       return nil, pg.error { kind = err and err.kind or "connect", message = ("could not connect to %s: %s"):format(
-        target, tostring(err and err.message or err)) }
+        target, tostring(err and err.message or err)) }, cli.EXIT.failure
     end
     return conn, cfg
   end
@@ -242,7 +312,7 @@ function cli.build(common)
   local parser = argparse("coderunner-db", "CodeRunner database administration.")
     :epilog("Connection: --url, else DATABASE_URL, else DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD DB_SSL, "
       .. "else libpq's PG* variables.\nExit codes: 0 ok, 1 failure, 2 usage, 3 pending (migrate status --exit-code).")
-  parser:option("--url", "Database URL or libpq conninfo.")
+  parser:option("--url", "Database URL (postgres://...) or libpq conninfo.")
   parser:flag("--json", "Machine-readable JSON on stdout.")
   parser:flag("--no-color", "No colour (it is off anyway when stdout is not a terminal, or NO_COLOR is set).")
   parser:command_target("command")
@@ -250,12 +320,43 @@ function cli.build(common)
   for _, modname in ipairs(cli.modules) do
     local ok, mod = pcall(require, modname)
     if ok then
-      for name, handler in pairs(mod.register(parser, common) or {}) do handlers[name] = handler end
+      for name, handler in pairs(mod.register(parser, common)) do handlers[name] = handler end
     elseif not tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
       error(mod, 0)
     end
   end
   return parser, handlers
+end
+
+-- "--steps -1" -> "--steps=-1": argparse would take "-1" for an option.
+local function join_negative_numbers(list)
+  local out = {}
+  local i = 1
+  while i <= #list do
+    local a, b = list[i], list[i + 1]
+    if a:match("^%-%-%a[%w-]*$") and b and b:match("^%-[%d.]+$") then
+      out[#out + 1] = a .. "=" .. b
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- The deepest (sub)command that list names, and its full name ("coderunner-db migrate down").
+local function command_of(parser, list)
+  local p, names = parser, {}
+  for _, a in ipairs(list) do
+    for _, c in ipairs(p._commands or {}) do
+      for _, alias in ipairs(c._aliases or { c._name }) do
+        if alias == a then p = c; names[#names + 1] = c._name; break end
+      end
+      if p == c then break end
+    end
+  end
+  return p, table.concat(names, " ")
 end
 
 --- Runs the command line; returns the exit code.
@@ -264,30 +365,36 @@ end
 function cli.main(argv)
   local list = {}
   for i = 1, #(argv or {}) do list[i] = argv[i] end
-  local common = new_common(stdout_is_terminal())
+  list = join_negative_numbers(list)
+  local common = cli.new_common(stdout_is_terminal())
   local parser, handlers = cli.build(common)
   local shown = {}
   install_help(parser, shown)
+  parser:flag("--version", "Print the version and exit."):action(function()
+    io.stdout:write(("coderunner-db %s (libpq %s, %s)\n"):format(cli.VERSION, tostring(pg.libpq_version),
+      rawget(_G, "jit") and _G.jit.version or _VERSION))
+    shown.yes = true
+    error("version shown", 0)
+  end)
 
   local called, ok, args = pcall(parser.pparse, parser, list)
   if shown.yes then return cli.EXIT.ok end
   if not called then error(ok, 0) end
   if not ok then
+    local cmd, name = command_of(parser, list)
+    local message = name ~= "" and ("coderunner-db %s: %s"):format(name, args) or args
     local wants_json = false
     for _, a in ipairs(list) do if a == "--json" then wants_json = true end end
     if wants_json then
-      common.json = true
-      return common.fail({ kind = "usage", message = args }, cli.EXIT.usage)
+      common.json, common.command = true, name ~= "" and name or nil
+      return common.fail({ kind = "usage", message = message }, cli.EXIT.usage)
     end
-    io.stderr:write(parser:get_usage(), "\n\nerror: ", args, "\n(try coderunner-db --help)\n")
+    io.stderr:write(cmd:get_usage(), "\n\nerror: ", message, "\n(try ", cmd:_get_fullname(), " --help)\n")
     return cli.EXIT.usage
   end
-  common.setup(args)
+  local _, name = command_of(parser, list)
+  common.setup(args, name)
   local handler = handlers[args.command]
-  if type(args.handler) == "function" then
-    local fn = args.handler
-    handler = function(a) return fn(a, common.say) end
-  end
   if not handler then
     return common.fail({ kind = "usage", message = "unknown command " .. tostring(args.command) }, cli.EXIT.usage)
   end

@@ -33,6 +33,9 @@ local POOL_VARS = {
 local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger",
   "query_timeout", "reset", "leak_traceback" }
 
+-- The URL schemes libpq accepts.
+local POSTGRES_SCHEMES = { postgres = true, postgresql = true }
+
 local SSL_MODES = {
   disable = true, allow = true, prefer = true, require = true,
   ["verify-ca"] = true, ["verify-full"] = true,
@@ -51,7 +54,6 @@ end
 local function quote(value)
   return "'" .. value:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'"
 end
-config.quote = quote
 
 -- Parses a number from a string or number; nil when it is not one.
 local function to_number(v)
@@ -143,6 +145,14 @@ function config.resolve(overrides, getenv)
     conninfo, err = conninfo_from_parts(getenv)
     if err then return nil, err end
     if conninfo then source = "DB_*" else conninfo, source = "", "PG*" end
+  end
+
+  -- A URL of another database (mysql://...) is refused by its scheme alone:
+  -- the message never repeats the URL, which may hold a password.
+  local scheme = conninfo:match("^%s*(%a[%w+.-]*)://")
+  if scheme and not POSTGRES_SCHEMES[scheme:lower()] then
+    return invalid(("%s is not a PostgreSQL URL (it starts with %s://): use postgres://user@host:port/dbname "
+      .. "or a libpq conninfo such as 'host=... dbname=...'"):format(source, scheme))
   end
 
   local pool = {}

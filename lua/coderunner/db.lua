@@ -5,14 +5,16 @@
 --   local user = assert(svc:create_user("ada@example.com", hash, "pro"))
 --
 -- A thin layer: configuration (coderunner.config), the pool (coderunner.pg), and
--- the repositories (coderunner.users, .projects, .deployments), whose functions
--- take an executor first. The service binds them to its pool; a transaction
--- object binds the same functions to a transaction.
+-- the repositories (coderunner.users, .projects, .deployments, .stats), whose
+-- functions take an executor first and hold all the SQL. The service binds them
+-- to its pool; a transaction object binds the same functions to a transaction.
+-- Callers that hold their own executor require the repositories directly.
 local pg = require "coderunner.pg"
 local config = require "coderunner.config"
 local users = require "coderunner.users"
 local projects = require "coderunner.projects"
 local deployments = require "coderunner.deployments"
+local stats = require "coderunner.stats"
 
 local db = {}
 
@@ -253,11 +255,8 @@ function db.new(cfg)
   local opts = {}
   for k, v in pairs(resolved.pool) do opts[k] = v end
   opts.conninfo = resolved.conninfo
+  -- slow statements go to the logger as the core reports them (SQL only, never parameters)
   opts.logger = logger
-  opts.on_slow_query = opts.on_slow_query or function(info)
-    -- the SQL text only: parameters (which may hold secrets) are never logged
-    logger("warn", ("slow query (%.0f ms): %s"):format(info.duration_ms or 0, info.sql or "?"), info)
-  end
   local pool
   pool, err = pg.pool(opts)
   if not pool then return nil, err end
@@ -333,30 +332,16 @@ function Service:rollback_transaction(tx) return (tx.tx or tx):rollback() end --
 ---@return coderunner.Health
 function Service:health()
   local started = pg.monotonic()
-  local res, err = self.pool:query("SELECT current_database() AS database, "
-    .. "current_setting('server_version') AS server_version")
+  local server, err = stats.server(self.pool)
   local elapsed_ms = (pg.monotonic() - started) * 1000
-  if not res then
+  if not server then
     return { status = "unhealthy", error = tostring(err), error_kind = err and err.kind, pool = self.pool:stats() }
   end
-  local row = res[1]
   return { status = "healthy", latency_ms = math.floor(elapsed_ms * 1000 + 0.5) / 1000,
-    server_version = row.server_version, database = row.database, pool = self.pool:stats() }
+    server_version = server.server_version, database = server.database, pool = self.pool:stats() }
 end
 
-local STATS_SQL = {
-  plans = "SELECT plan_type, count(*) AS n FROM users GROUP BY plan_type",
-  projects = "SELECT count(*) AS n FROM projects",
-  statuses = "SELECT status::text AS status, count(*) AS n FROM deployments GROUP BY status",
-  database = "SELECT current_database() AS name, pg_database_size(current_database()) AS size_bytes, "
-    .. "pg_size_pretty(pg_database_size(current_database())) AS size",
-}
-
----@class coderunner.SystemStats
----@field users {total: integer, by_plan: table<string, integer>}
----@field projects {total: integer}
----@field deployments {total: integer, running: integer, by_status: table<string, integer>}
----@field database {name: string, size_bytes: integer, size: string}
+---@class coderunner.SystemStats: coderunner.Counts
 ---@field pool coderunner.pg.PoolStats
 ---@field slow_queries integer
 
@@ -365,36 +350,11 @@ local STATS_SQL = {
 ---@return coderunner.SystemStats|nil stats
 ---@return coderunner.pg.Error|nil err
 function Service:get_system_stats()
-  local rows = {}
-  local ok, err = self.pool:transaction(function(tx)
-    for name, sql in pairs(STATS_SQL) do
-      local res, qerr = tx:query(sql)
-      if not res then return nil, qerr end
-      rows[name] = res
-    end
-    return true
-  end, { isolation = "repeatable read", read_only = true })
-  if not ok then return nil, err end
-  local stats = {
-    users = { total = 0, by_plan = {} },
-    projects = { total = rows.projects[1].n },
-    deployments = { total = 0, running = 0, by_status = {} },
-    database = rows.database[1],
-    pool = self.pool:stats(),
-  }
-  for _, plan in ipairs(users.PLANS) do stats.users.by_plan[plan] = 0 end
-  for _, r in ipairs(rows.plans) do
-    stats.users.by_plan[r.plan_type] = r.n
-    stats.users.total = stats.users.total + r.n
-  end
-  for _, s in ipairs(deployments.STATUSES) do stats.deployments.by_status[s] = 0 end
-  for _, r in ipairs(rows.statuses) do
-    stats.deployments.by_status[r.status] = r.n
-    stats.deployments.total = stats.deployments.total + r.n
-  end
-  stats.deployments.running = stats.deployments.by_status.running
-  stats.slow_queries = stats.pool.slow_queries
-  return stats
+  local counts, err = self.pool:transaction(stats.counts, { isolation = "repeatable read", read_only = true })
+  if not counts then return nil, err end
+  counts.pool = self.pool:stats()
+  counts.slow_queries = counts.pool.slow_queries
+  return counts
 end
 
 -- shutdown ---------------------------------------------------------------------
@@ -417,8 +377,5 @@ function Service.__tostring(self)
   return ("coderunner.db.Service (%s%s)"):format(self.conninfo_redacted ~= "" and self.conninfo_redacted
     or "PG* environment", self.closed and ", closed" or "")
 end
-
---- The repositories, for callers that hold their own executor.
-db.users, db.projects, db.deployments, db.config = users, projects, deployments, config
 
 return db

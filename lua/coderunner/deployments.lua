@@ -3,16 +3,16 @@
 -- connection or transaction).
 local pg = require "coderunner.pg"
 local repository = require "coderunner.repository"
+local domain = require "coderunner.domain"
 
 local check = repository.check
+local first = repository.first
 
 -- A refused status move is this domain's own error kind, not the core's.
 pg.register_error_kind "invalid_transition"
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local deployments = {}
-
----@alias coderunner.DeploymentStatus "pending"|"building"|"deploying"|"running"|"stopping"|"stopped"|"failed"
 
 ---@class coderunner.Deployment
 ---@field id string
@@ -30,47 +30,44 @@ local deployments = {}
 ---@field project coderunner.Project
 ---@field user coderunner.PublicUser  the project's owner, without password_hash
 
---- Every status, in the order of the schema's enum.
-deployments.STATUSES = { "pending", "building", "deploying", "running", "stopping", "stopped", "failed" }
+--- Every status, in the order of the schema's enum (domain.STATUSES).
+deployments.STATUSES = domain.STATUSES
 
---- The allowed moves: TRANSITIONS[from][to] is true when from -> to is allowed.
-deployments.TRANSITIONS = {
-  pending = { building = true, stopped = true, failed = true },
-  building = { deploying = true, stopped = true, failed = true },
-  deploying = { running = true, stopped = true, failed = true },
-  running = { stopping = true, failed = true },
-  stopping = { stopped = true, failed = true },
-  stopped = { pending = true },
-  failed = { pending = true },
-}
-
--- For each target status, the statuses it may be reached from.
-local ALLOWED_FROM = {}
-for _, to in ipairs(deployments.STATUSES) do
-  local from = {}
-  for _, f in ipairs(deployments.STATUSES) do
-    if deployments.TRANSITIONS[f][to] then from[#from + 1] = f end
-  end
-  ALLOWED_FROM[to] = from
-end
+--- The allowed moves: TRANSITIONS[from][to] is true when from -> to is allowed (domain.TRANSITIONS).
+deployments.TRANSITIONS = domain.TRANSITIONS
 
 --- True when a deployment may move from `from` to `to` (same status: true).
----@param from coderunner.DeploymentStatus
----@param to coderunner.DeploymentStatus
----@return boolean
-function deployments.can_move(from, to)
-  return from == to or (deployments.TRANSITIONS[from] or {})[to] == true
-end
+deployments.can_move = domain.can_move
+
+--- The statuses a deployment in `from` may move to, as a readable list.
+deployments.allowed_targets = domain.allowed_targets
+
+local ALLOWED_FROM = domain.ALLOWED_FROM
 
 local COLUMNS = "id, project_id, app_sandbox_id, public_url, db_sandbox_id, db_connection_info, status, "
   .. "runtime_type, created_at, updated_at"
 local FIELDS = { "runtime_type", "app_sandbox_id", "public_url", "db_sandbox_id", "db_connection_info", "status" }
 local PROJECT_COLUMNS = { "id", "user_id", "name", "description", "created_at", "updated_at" }
-
-local function first(res, err)
-  if not res then return nil, err end
-  return res[1]
-end
+local BY_ID_SQL = "SELECT " .. COLUMNS .. " FROM deployments WHERE id = $1"
+local BY_PROJECT_SQL = "SELECT " .. COLUMNS .. " FROM deployments WHERE project_id = $1"
+  .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+local BY_STATUS_SQL = "SELECT " .. COLUMNS .. " FROM deployments WHERE status = $1::deployment_status"
+  .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+local WITH_DETAILS_SQL = [[
+    SELECT d.id, d.project_id, d.app_sandbox_id, d.public_url, d.db_sandbox_id, d.db_connection_info,
+           d.status, d.runtime_type, d.created_at, d.updated_at,
+           p.id AS project__id, p.user_id AS project__user_id, p.name AS project__name,
+           p.description AS project__description, p.created_at AS project__created_at,
+           p.updated_at AS project__updated_at,
+           u.id AS user__id, u.email AS user__email, u.plan_type AS user__plan_type,
+           u.created_at AS user__created_at, u.updated_at AS user__updated_at
+      FROM deployments d
+      JOIN projects p ON p.id = d.project_id
+      JOIN users u ON u.id = p.user_id
+     WHERE d.id = $1]]
+local RUNNING_COUNT_SQL = [[
+    SELECT count(*) AS n FROM deployments d JOIN projects p ON p.id = d.project_id
+     WHERE p.user_id = $1 AND d.status = 'running']]
 
 local function check_status(status)
   return check.one_of(status, deployments.STATUSES, "status")
@@ -109,6 +106,17 @@ local DEPLOYMENT_ROW = {
   fields = FIELDS, validate = VALIDATE, cast = CAST,
 }
 
+-- INSERT statements per set of fields given, each built once.
+local INSERT_SQL = repository.sql_cache(function(key)
+  local names, values = { "project_id" }, { "$1" }
+  for f in key:gmatch("[^,]+") do
+    names[#names + 1] = f
+    values[#values + 1] = "$" .. #names .. (CAST[f] or "")
+  end
+  return ("INSERT INTO deployments (%s) VALUES (%s) RETURNING %s"):format(table.concat(names, ", "),
+    table.concat(values, ", "), COLUMNS)
+end)
+
 ---@class coderunner.DeploymentData
 ---@field runtime_type string              required, non-empty
 ---@field app_sandbox_id? string
@@ -130,16 +138,13 @@ function deployments.create(exec, project_id, data)
   fields, err = check.updates(data, FIELDS, "deployment data")
   if not fields then return nil, err end
   if data.runtime_type == nil then return check.invalid("runtime_type is required") end
-  local names, values, params = { "project_id" }, { "$1" }, { project_id }
+  local params = { project_id }
   for _, f in ipairs(fields) do
     local v, verr = VALIDATE[f](data[f])
     if v == nil then return nil, verr end
     params[#params + 1] = v
-    names[#names + 1] = f
-    values[#values + 1] = "$" .. #params .. (CAST[f] or "")
   end
-  res, err = exec:query(("INSERT INTO deployments (%s) VALUES (%s) RETURNING %s"):format(
-    table.concat(names, ", "), table.concat(values, ", "), COLUMNS), unpack(params, 1, #params))
+  res, err = exec:query(INSERT_SQL[table.concat(fields, ",")], unpack(params, 1, #params))
   if not res then
     if err.sqlstate == "23503" then
       return check.server_error(err, ("project %s does not exist"):format(project_id))
@@ -158,7 +163,7 @@ function deployments.get_by_id(exec, id)
   local err
   id, err = check.uuid(id, "deployment id")
   if not id then return nil, err end
-  return first(exec:query("SELECT " .. COLUMNS .. " FROM deployments WHERE id = $1", id))
+  return first(exec:query(BY_ID_SQL, id))
 end
 
 --- A page of the project's deployments, newest first (ties by id).
@@ -174,8 +179,7 @@ function deployments.list_by_project(exec, project_id, limit, offset)
   if not project_id then return nil, err end
   limit, offset = check.page(limit, offset)
   if not limit then return nil, offset end
-  return exec:query("SELECT " .. COLUMNS .. " FROM deployments WHERE project_id = $1"
-    .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3", project_id, limit, offset)
+  return exec:query(BY_PROJECT_SQL, project_id, limit, offset)
 end
 
 --- A page of the deployments in one status, newest first (ties by id).
@@ -191,8 +195,7 @@ function deployments.list_by_status(exec, status, limit, offset)
   if not status then return nil, err end
   limit, offset = check.page(limit, offset)
   if not limit then return nil, offset end
-  return exec:query("SELECT " .. COLUMNS .. " FROM deployments WHERE status = $1::deployment_status"
-    .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3", status, limit, offset)
+  return exec:query(BY_STATUS_SQL, status, limit, offset)
 end
 
 -- One statement decides and reports: `moved` updates the row only when its
@@ -240,17 +243,6 @@ function deployments.update_status(exec, id, status)
       row.status, deployments.allowed_targets(row.status)) }
 end
 
---- The statuses a deployment in `from` may move to, as a readable list.
----@param from coderunner.DeploymentStatus
----@return string
-function deployments.allowed_targets(from)
-  local to = {}
-  for _, s in ipairs(deployments.STATUSES) do
-    if (deployments.TRANSITIONS[from] or {})[s] then to[#to + 1] = s end
-  end
-  return table.concat(to, ", ")
-end
-
 ---@class coderunner.DeploymentUpdates
 ---@field runtime_type? string
 ---@field app_sandbox_id? string|coderunner.pg.Null
@@ -293,18 +285,7 @@ function deployments.get_with_details(exec, id)
   local err, res
   id, err = check.uuid(id, "deployment id")
   if not id then return nil, err end
-  res, err = exec:query([[
-    SELECT d.id, d.project_id, d.app_sandbox_id, d.public_url, d.db_sandbox_id, d.db_connection_info,
-           d.status, d.runtime_type, d.created_at, d.updated_at,
-           p.id AS project__id, p.user_id AS project__user_id, p.name AS project__name,
-           p.description AS project__description, p.created_at AS project__created_at,
-           p.updated_at AS project__updated_at,
-           u.id AS user__id, u.email AS user__email, u.plan_type AS user__plan_type,
-           u.created_at AS user__created_at, u.updated_at AS user__updated_at
-      FROM deployments d
-      JOIN projects p ON p.id = d.project_id
-      JOIN users u ON u.id = p.user_id
-     WHERE d.id = $1]], id)
+  res, err = exec:query(WITH_DETAILS_SQL, id)
   if not res then return nil, err end
   local row = res[1]
   if not row then return nil end
@@ -322,9 +303,7 @@ function deployments.running_count_by_user(exec, user_id)
   local err, res
   user_id, err = check.uuid(user_id, "user id")
   if not user_id then return nil, err end
-  res, err = exec:query([[
-    SELECT count(*) AS n FROM deployments d JOIN projects p ON p.id = d.project_id
-     WHERE p.user_id = $1 AND d.status = 'running']], user_id)
+  res, err = exec:query(RUNNING_COUNT_SQL, user_id)
   if not res then return nil, err end
   return res[1].n
 end

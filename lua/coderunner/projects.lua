@@ -4,6 +4,7 @@ local repository = require "coderunner.repository"
 
 local check = repository.check
 local nest = repository.nest
+local first = repository.first
 
 local projects = {}
 
@@ -27,12 +28,16 @@ local projects = {}
 
 local COLUMNS = "id, user_id, name, description, created_at, updated_at"
 local NAME_MAX, DESCRIPTION_MAX = 255, 10000
-
-local function first(res, err)
-  if not res then return nil, err end
-  return res[1]
-end
-
+local INSERT_SQL = "INSERT INTO projects (user_id, name, description) VALUES ($1, $2, $3) RETURNING " .. COLUMNS
+local BY_ID_SQL = "SELECT " .. COLUMNS .. " FROM projects WHERE id = $1"
+local BY_USER_SQL = "SELECT " .. COLUMNS .. " FROM projects WHERE user_id = $1"
+  .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+local WITH_USER_SQL = [[
+    SELECT p.id, p.user_id, p.name, p.description, p.created_at, p.updated_at,
+           u.id AS user__id, u.email AS user__email, u.plan_type AS user__plan_type,
+           u.created_at AS user__created_at, u.updated_at AS user__updated_at
+      FROM projects p JOIN users u ON u.id = p.user_id
+     WHERE p.id = $1]]
 
 --- Creates a project for an existing user.
 ---@param exec coderunner.pg.Executor
@@ -49,8 +54,7 @@ function projects.create(exec, user_id, name, description)
   if not name then return nil, err end
   description, err = check.optional_text(description, "project description", DESCRIPTION_MAX)
   if not description then return nil, err end
-  res, err = exec:query("INSERT INTO projects (user_id, name, description) VALUES ($1, $2, $3) RETURNING "
-    .. COLUMNS, user_id, name, description)
+  res, err = exec:query(INSERT_SQL, user_id, name, description)
   if not res then
     if err.sqlstate == "23503" then
       return check.server_error(err, ("user %s does not exist"):format(user_id))
@@ -69,7 +73,7 @@ function projects.get_by_id(exec, id)
   local err
   id, err = check.uuid(id, "project id")
   if not id then return nil, err end
-  return first(exec:query("SELECT " .. COLUMNS .. " FROM projects WHERE id = $1", id))
+  return first(exec:query(BY_ID_SQL, id))
 end
 
 --- A page of the user's projects, newest first (ties by id).
@@ -85,8 +89,7 @@ function projects.list_by_user(exec, user_id, limit, offset)
   if not user_id then return nil, err end
   limit, offset = check.page(limit, offset)
   if not limit then return nil, offset end
-  return exec:query("SELECT " .. COLUMNS .. " FROM projects WHERE user_id = $1"
-    .. " ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3", user_id, limit, offset)
+  return exec:query(BY_USER_SQL, user_id, limit, offset)
 end
 
 local PROJECT_ROW = {
@@ -133,12 +136,7 @@ function projects.get_with_user(exec, id)
   local err, res
   id, err = check.uuid(id, "project id")
   if not id then return nil, err end
-  res, err = exec:query([[
-    SELECT p.id, p.user_id, p.name, p.description, p.created_at, p.updated_at,
-           u.id AS user__id, u.email AS user__email, u.plan_type AS user__plan_type,
-           u.created_at AS user__created_at, u.updated_at AS user__updated_at
-      FROM projects p JOIN users u ON u.id = p.user_id
-     WHERE p.id = $1]], id)
+  res, err = exec:query(WITH_USER_SQL, id)
   if not res then return nil, err end
   local row = res[1]
   if not row then return nil end

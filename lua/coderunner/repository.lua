@@ -126,6 +126,27 @@ function check.server_error(err, message)
   return nil, err
 end
 
+--- The first row of a query's result, or nil, err: for lookups by a unique key.
+---@param res coderunner.pg.Result|nil
+---@param err? coderunner.pg.Error
+---@return table|nil row
+---@return coderunner.pg.Error|nil err
+function repository.first(res, err)
+  if not res then return nil, err end
+  return res[1]
+end
+
+--- Memoizes build(key) per key: SQL text is built once per shape, not per call.
+---@param build fun(key: string): string
+---@return table<string, string>
+function repository.sql_cache(build)
+  return setmetatable({}, { __index = function(cache, key)
+    local sql = build(key)
+    cache[key] = sql
+    return sql
+  end })
+end
+
 --- Moves a joined row's `prefix..column` fields into a sub-table.
 ---@param row table
 ---@param prefix string  e.g. "user__"
@@ -151,6 +172,9 @@ repository.PUBLIC_USER_COLUMNS = { "id", "email", "plan_type", "created_at", "up
 ---@field validate table<string, fun(v: any): any, coderunner.pg.Error?>
 ---@field cast? table<string, string>   e.g. { status = "::deployment_status" }
 
+-- UPDATE statements per row spec, then per set of fields: each built once.
+local update_sql = setmetatable({}, { __mode = "k" })
+
 --- Updates the given fields of the row with this id, each validated first;
 --- returns the updated row, nil when there is no such row, or nil, err. With
 --- no field to set it returns get(exec, id) and writes nothing.
@@ -165,19 +189,34 @@ function repository.update(exec, spec, id, updates, get)
   if not id then return nil, err end
   fields, err = check.updates(updates, spec.fields, spec.what .. " updates")
   if not fields then return nil, err end
-  local sets, params = {}, { id }
+  local params = { id }
   for _, f in ipairs(fields) do
     local v, verr = spec.validate[f](updates[f])
     if v == nil then return nil, verr end
     params[#params + 1] = v
-    sets[#sets + 1] = ("%s = $%d%s"):format(f, #params, spec.cast and spec.cast[f] or "")
   end
-  if #sets == 0 then return get(exec, id) end
-  res, err = exec:query(("UPDATE %s SET %s WHERE id = $1 RETURNING %s"):format(spec.table,
-    table.concat(sets, ", "), spec.returning), unpack(params, 1, #params))
+  if #fields == 0 then return get(exec, id) end
+  local cache = update_sql[spec]
+  if not cache then
+    cache = repository.sql_cache(function(key)
+      local sets = {}
+      for f in key:gmatch("[^,]+") do
+        sets[#sets + 1] = ("%s = $%d%s"):format(f, #sets + 2, spec.cast and spec.cast[f] or "")
+      end
+      return ("UPDATE %s SET %s WHERE id = $1 RETURNING %s"):format(spec.table, table.concat(sets, ", "),
+        spec.returning)
+    end)
+    update_sql[spec] = cache
+  end
+  res, err = exec:query(cache[table.concat(fields, ",")], unpack(params, 1, #params))
   if not res then return nil, err end
   return res[1]
 end
+
+-- DELETE statements per table, built once.
+local delete_sql = repository.sql_cache(function(table_name)
+  return ("DELETE FROM %s WHERE id = $1"):format(table_name)
+end)
 
 --- Deletes the row with this id: true, false when there was none, or nil, err.
 ---@param exec coderunner.pg.Executor
@@ -190,7 +229,7 @@ function repository.delete(exec, table_name, what, id)
   local err, res
   id, err = check.uuid(id, what .. " id")
   if not id then return nil, err end
-  res, err = exec:query(("DELETE FROM %s WHERE id = $1"):format(table_name), id)
+  res, err = exec:query(delete_sql[table_name], id)
   if not res then return nil, err end
   return res.affected_rows > 0
 end

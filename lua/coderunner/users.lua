@@ -3,12 +3,12 @@
 -- :query), so the same code runs inside and outside a transaction.
 local pg = require "coderunner.pg"
 local repository = require "coderunner.repository"
+local domain = require "coderunner.domain"
 
 local check = repository.check
+local first = repository.first
 
 local users = {}
-
----@alias coderunner.PlanType "free"|"pro"|"enterprise"
 
 ---@class coderunner.User
 ---@field id string              uuid
@@ -18,20 +18,20 @@ local users = {}
 ---@field created_at string      timestamptz as the server prints it
 ---@field updated_at string
 
---- Plans a user may have; the first is the default.
-users.PLANS = { "free", "pro", "enterprise" }
+--- Plans a user may have; the first is the default (domain.PLANS).
+users.PLANS = domain.PLANS
 
 -- email: what the schema's check constraint accepts, at most 254 characters.
 local function check_email(email)
   local ok = type(email) == "string" and #email <= 254
-  local domain = ok and email:match("^[%w._%%+-]+@([%w.-]+)$")
-  if domain then
+  local host = ok and email:match("^[%w._%%+-]+@([%w.-]+)$")
+  if host then
     local labels = {}
-    for label in (domain .. "."):gmatch("([^.]*)%.") do labels[#labels + 1] = label end
+    for label in (host .. "."):gmatch("([^.]*)%.") do labels[#labels + 1] = label end
     ok = #labels >= 2 and labels[#labels]:match("^%a%a+$") ~= nil
     for _, label in ipairs(labels) do ok = ok and label:match("^[%w-]+$") ~= nil end
   end
-  if not (ok and domain) then
+  if not (ok and host) then
     return check.invalid(("email must be a valid address, got %s"):format(check.show(email)))
   end
   return email
@@ -47,11 +47,10 @@ local function check_hash(hash)
 end
 
 local COLUMNS = "id, email, password_hash, plan_type, created_at, updated_at"
-
-local function first(res, err)
-  if not res then return nil, err end
-  return res[1]
-end
+local INSERT_SQL = "INSERT INTO users (email, password_hash, plan_type) VALUES ($1, $2, $3) RETURNING " .. COLUMNS
+local BY_ID_SQL = "SELECT " .. COLUMNS .. " FROM users WHERE id = $1"
+local BY_EMAIL_SQL = "SELECT " .. COLUMNS .. " FROM users WHERE email = $1"
+local LIST_SQL = "SELECT " .. COLUMNS .. " FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2"
 
 local function email_conflict(err, email)
   if err and err.kind == "conflict" then
@@ -74,11 +73,10 @@ function users.create(exec, email, password_hash, plan_type)
   if not email then return nil, err end
   password_hash, err = check_hash(password_hash)
   if not password_hash then return nil, err end
-  plan_type, err = check.one_of(plan_type == nil and "free" or plan_type, users.PLANS, "plan_type")
+  plan_type, err = check.one_of(plan_type == nil and domain.DEFAULT_PLAN or plan_type, users.PLANS, "plan_type")
   if not plan_type then return nil, err end
   local res
-  res, err = exec:query("INSERT INTO users (email, password_hash, plan_type) VALUES ($1, $2, $3) RETURNING "
-    .. COLUMNS, email, password_hash, plan_type)
+  res, err = exec:query(INSERT_SQL, email, password_hash, plan_type)
   if not res then return email_conflict(err, email) end
   return res[1]
 end
@@ -92,7 +90,7 @@ function users.get_by_id(exec, id)
   local err
   id, err = check.uuid(id, "user id")
   if not id then return nil, err end
-  return first(exec:query("SELECT " .. COLUMNS .. " FROM users WHERE id = $1", id))
+  return first(exec:query(BY_ID_SQL, id))
 end
 
 --- The user with this email, or nil.
@@ -104,7 +102,7 @@ function users.get_by_email(exec, email)
   local err
   email, err = check_email(email)
   if not email then return nil, err end
-  return first(exec:query("SELECT " .. COLUMNS .. " FROM users WHERE email = $1", email))
+  return first(exec:query(BY_EMAIL_SQL, email))
 end
 
 local USER_ROW = {
@@ -155,8 +153,7 @@ function users.list(exec, limit, offset)
   limit, offset = check.page(limit, offset)
   if not limit then return nil, offset end
   local res
-  res, err = exec:query("SELECT " .. COLUMNS .. " FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
-    limit, offset)
+  res, err = exec:query(LIST_SQL, limit, offset)
   if not res then return nil, err end
   return res
 end

@@ -105,9 +105,10 @@ static void test_unparsable(void)
   CONN("password='unterminated", "password=***");
   CONN("host=h password='sec ret", "host=h password=***");
   CONN("garbage password=secret", "garbage password=***");
-  CONN("x password = 'a b' y", "x password=*** y");
-  CONN("x password='a\\' b' y", "x password=*** y");
-  CONN("x PASSWORD=s&y=1", "x PASSWORD=***&y=1");
+  CONN("x password = 'a b' y", "x password=***");
+  CONN("x password='a\\' b' y", "x password=***");
+  CONN("x PASSWORD=s&y=1", "x PASSWORD=***");
+  CONN("host=h password=Qz 7' y", "host=h password=***");
   CONN("x password", "x password");
   CONN("=x password=y", "=x password=***");
   CONN("x //u:p@h", "x //u:p@h");
@@ -153,6 +154,61 @@ static void test_secret(void)
   SECRET(NULL, "x", "");
 }
 
+#define QUOTED(msg, want) quoted_case(__FILE__, __LINE__, msg, want)
+
+static void quoted_case(const char *file, int line, const char *msg, const char *want)
+{
+  strbuf b;
+
+  strbuf_init(&b);
+  redact_quoted(&b, msg);
+  test_check_mem(file, line, msg, b.data ? b.data : "", b.len, want, strlen(want));
+  strbuf_free(&b);
+}
+
+/* Where libpq and the redactor would split user:password@ differently. */
+static void test_ambiguous(void)
+{
+  CHECK_INT(redact_ambiguous("postgres://u:p@ssw0rd@127.0.0.1:1/db"), 1);
+  CHECK_INT(redact_ambiguous("postgres://u:pa/ss@host/db"), 1);
+  CHECK_INT(redact_ambiguous("  postgresql://u:a@b@c@host"), 1);
+  CHECK_INT(redact_ambiguous("postgres://u:pw@h/db@x"), 1);      /* '@' in the path: encode it */
+  CHECK_INT(redact_ambiguous("postgres://u:p%40ss@h/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://u:pa?ss@host/db"), 0);   /* libpq reads pa?ss too */
+  CHECK_INT(redact_ambiguous("postgres://u:pa:ss@host/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://u:pw#frag@h/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://h:5432/db?user=a@b"), 0);
+  CHECK_INT(redact_ambiguous("postgres://h/db@x"), 0);            /* no password anywhere */
+  CHECK_INT(redact_ambiguous("postgres://u@h/db"), 0);
+  CHECK_INT(redact_ambiguous("host=h password=p@ss@x"), 0);       /* keywords: one reading */
+  CHECK_INT(redact_ambiguous("postgres://u:secret"), 1);         /* host u, port "secret"? */
+  CHECK_INT(redact_ambiguous("postgres://u:secret/db"), 1);
+  CHECK_INT(redact_ambiguous("postgres://h:5432,h2:x9/db"), 1);
+  CHECK_INT(redact_ambiguous("postgres://h:5432,h2:5433/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://[::1]:5432/db"), 0);
+  CHECK_INT(redact_ambiguous("postgres://h/db?port=x"), 0);
+  CHECK_INT(redact_ambiguous(""), 0);
+  CHECK_INT(redact_ambiguous(NULL), 0);
+}
+
+static void test_odd_port(void)
+{
+  CONN("postgres://u:secret", "postgres://u:***");
+  CONN("postgres://u:secret/db?sslmode=require", "postgres://u:***");
+  CONN("postgres://h:5432/db", "postgres://h:5432/db");
+  CONN("postgres://[::1]:5432/db", "postgres://[::1]:5432/db");
+}
+
+static void test_quoted(void)
+{
+  QUOTED("invalid percent-encoded token: \"p%4\"", "invalid percent-encoded token: \"***\"");
+  QUOTED("missing \"=\" after \"secret\" in connection info string",
+         "missing \"***\" in connection info string");
+  QUOTED("no quotes here", "no quotes here");
+  QUOTED("unterminated \"secr", "unterminated \"***");
+  QUOTED("in URI: \"postgres://u:a\"b@[::1\"", "in URI: \"***\"");
+}
+
 void test_redact(void)
 {
   test_urls();
@@ -160,4 +216,7 @@ void test_redact(void)
   test_unparsable();
   test_null_and_append();
   test_secret();
+  test_ambiguous();
+  test_quoted();
+  test_odd_port();
 }

@@ -225,8 +225,29 @@ static void test_misc(void)
   SPLIT("SELECT \xc3\xa9t\xc3\xa9; SELECT '\xe2\x82\xac'", "1:SELECT \xc3\xa9t\xc3\xa9|1:SELECT '\xe2\x82\xac'|");
 }
 
+#define PARAMS(sql, want) CHECK_INT(sql_max_param(sql, strlen(sql)), want)
+
+/* The highest $n, counted with the splitter's lexer. */
+static void test_max_param(void)
+{
+  PARAMS("SELECT 1", 0);
+  PARAMS("SELECT $1::int", 1);
+  PARAMS("SELECT $2, $1, $10", 10);
+  PARAMS("SELECT '$3' AS a, \"$4\", E'\\'$5', $1", 1);
+  PARAMS("SELECT $$ $7 $$, $tag$ $8 $tag$ || $2", 2);
+  PARAMS("SELECT 1 -- $3\n /* $4 /* $5 */ */ + $1", 1);
+  PARAMS("SELECT a$1 FROM t", 0);          /* an identifier */
+  PARAMS("SELECT $1; SELECT $3", 3);
+  PARAMS("SELECT '$1", 0);                 /* unterminated: nothing counted inside */
+  PARAMS("SELECT $", 0);
+  PARAMS("SELECT $99999999999", 100000000); /* capped */
+  CHECK_INT(sql_max_param("$1", 2), 1);
+  CHECK_INT(sql_max_param("", 0), 0);
+}
+
 void test_sql_split(void)
 {
+  test_max_param();
   test_basic();
   test_quotes();
   test_dollar();

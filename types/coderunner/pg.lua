@@ -3,21 +3,21 @@
 -- time: lua-language-server reads it (see .luarc.json) to check callers.
 
 ---@class coderunner.pg
----@field null coderunner.pg.Null   sentinel for SQL NULL inside arrays and JSON
+---@field null coderunner.pg.Null   SQL NULL in parameters, arrays and JSON: the light userdata NULL (== cjson.null == ngx.null)
 ---@field json_array_mt table       metatable marking decoded JSON arrays (so `[]` stays `[]`)
 ---@field version string            module version
 ---@field libpq_version integer     PQlibVersion(), e.g. 150004
 local pg = {}
 
----@class coderunner.pg.Null
+---@alias coderunner.pg.Null lightuserdata
 
 ---@alias coderunner.pg.ErrorKind
 ---| "connect"            # could not connect, or the connection was lost before anything ran
 ---| "server"             # the server rejected the statement (see sqlstate)
----| "timeout"            # statement_timeout or lock_timeout cancelled it (57014, 55P03)
+---| "timeout"            # statement_timeout or lock_timeout cancelled it (57014, 55P03), or connect_timeout ran out
 ---| "pool_timeout"       # no connection became free within acquire_timeout
 ---| "closed"             # the pool was closed, or the connection died mid-statement
----| "invalid_input"      # a parameter could not be encoded, or a caller's value was refused
+---| "invalid_input"      # a parameter could not be encoded, a wrong number of parameters, a conninfo refused, or a caller's value was refused
 ---| "conflict"           # unique violation (23505)
 ---| "invalid_transition" # a state change that is not allowed (registered by coderunner.deployments)
 ---| string               # any kind a Lua layer registered with pg.register_error_kind
@@ -39,9 +39,15 @@ local pg = {}
 
 ---@alias coderunner.pg.Param nil|boolean|integer|number|string|table|coderunner.pg.Null
 
+---@class coderunner.pg.Column
+---@field name string      the column's name (duplicates kept here)
+---@field type_oid integer the type OID
+---@field type? string     pg_type.typname: "int4", "_text", "deployment_status"
+
 ---@class coderunner.pg.Result: table[]   rows keyed by column name
 ---@field affected_rows? integer  rows touched by INSERT/UPDATE/DELETE (and rows returned by SELECT)
 ---@field command? string         the command tag's verb: "SELECT", "INSERT", ...
+---@field columns coderunner.pg.Column[]  every column, in order
 
 ---@class coderunner.pg.ConnectOptions
 ---@field statement_cache? integer  prepared statements kept per connection (LRU); 0 disables. Default 100
@@ -126,6 +132,16 @@ function pg.register_error_kind(name) end
 ---@param message? string  the primary message; tells the generic stale-plan codes apart
 ---@return coderunner.pg.SqlstateInfo
 function pg.sqlstate_info(sqlstate, message) end
+
+--- Registers a decoder: values of the type (and elements of its arrays) decode
+--- as decode_fn(text, type_oid). name_or_oid: a type name the server resolves
+--- (to_regtype) or an OID. executor: a connection or pool to register for
+--- alone; without it, every connection of this Lua state. nil removes it.
+---@param name_or_oid string|integer
+---@param decode_fn? fun(text: string, type_oid: integer): any
+---@param executor? coderunner.pg.Conn|coderunner.pg.Pool
+---@return true
+function pg.register_type(name_or_oid, decode_fn, executor) end
 
 --- True when v is an error object made by this module.
 ---@return boolean

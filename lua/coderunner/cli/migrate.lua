@@ -4,17 +4,6 @@ local migrate = require "coderunner.migrate"
 
 local M = {}
 
-local function whole(s)
-  if type(s) == "string" and s:match("^%d+$") then return tonumber(s) end
-  return nil, "a whole number is expected"
-end
-
-local function seconds(s)
-  local n = tonumber(s)
-  if n and n >= 0 then return n end
-  return nil, "a number of seconds is expected"
-end
-
 local function version_text(v)
   return ("%03d"):format(v)
 end
@@ -43,18 +32,20 @@ function M.register(parser, common)
   local cmd = parser:command("migrate", "Apply, revert and inspect the schema migrations (default: up).")
   cmd:command_target("migrate_command")
   cmd:require_command(false)
-  cmd:option("--dir", "Directory of the NNN_name.sql files.", migrate.defaults.dir)
+  cmd:option("--dir", "Directory of the NNN_name.sql files (default: $CODERUNNER_MIGRATIONS, else the "
+    .. "migrations installed with the modules" .. (migrate.defaults.dir and (", here " .. migrate.defaults.dir)
+    or "") .. ").")
   cmd:option("--table", "History table.", migrate.defaults.table)
   cmd:option("--lock-timeout", "Seconds to wait for another runner.", tostring(migrate.defaults.lock_timeout))
-    :convert(seconds)
+    :convert(common.seconds("--lock-timeout"))
   cmd:flag("--allow-out-of-order", "Apply pending versions older than the newest applied one.")
 
   local up = cmd:command("up", "Apply the pending migrations.")
-  up:option("--to", "Stop after this version."):convert(whole)
+  up:option("--to", "Stop after this version."):convert(common.whole("--to"))
   up:flag("--dry-run", "Print what would run; change nothing.")
 
   local down = cmd:command("down", "Revert the newest applied migrations.")
-  down:option("--steps", "How many to revert.", "1"):convert(whole)
+  down:option("--steps", "How many to revert.", "1"):convert(common.whole("--steps", 1))
   down:flag("--dry-run", "Print what would run; change nothing.")
 
   local status = cmd:command("status", "Show every migration and its state.")
@@ -65,12 +56,17 @@ function M.register(parser, common)
   local create = cmd:command("create", "Create the next migration file.")
   create:argument("name", "What the migration does, e.g. add_user_avatar.")
 
-  -- Human progress: one line per migration as it completes.
+  -- Human progress: a line when each migration starts and one when it ends,
+  -- flushed at once (common.reporter), so a pipe shows them as they happen.
+  local reporter = common.reporter()
   local function progress(_, message, info)
     if common.json then return end
     local ev = info.event
-    if ev == "applied" or ev == "reverted" then
-      common.say(("%s %s %s"):format(common.paint("green", pad(ev, 8)), pad(version_text(info.version) .. " "
+    if ev == "applying" or ev == "reverting" then
+      reporter.start(("%s %s"):format(common.paint("blue", pad(ev, 9)), version_text(info.version) .. " "
+        .. info.name))
+    elseif ev == "applied" or ev == "reverted" then
+      reporter.finish(("%s %s %s"):format(common.paint("green", pad(ev, 9)), pad(version_text(info.version) .. " "
         .. info.name, 40), common.paint("dim", duration_text(info.duration_ms))))
     elseif ev == "would_apply" or ev == "would_revert" then
       common.say(common.paint("yellow", ev:gsub("_", " ")) .. " " .. version_text(info.version) .. " " .. info.name
@@ -103,8 +99,6 @@ function M.register(parser, common)
       if not report then return common.fail(err) end
       local attention = report.pending + report.changed + report.missing > 0
       if common.json then
-        report.ok = true
-        report.command = "status"
         common.array(report.migrations)
         common.emit(report)
       else
@@ -118,7 +112,7 @@ function M.register(parser, common)
         return common.fail(err)
       end
       if common.json then
-        common.emit({ ok = true, command = "validate", checked = report.checked, problems = common.array({}) })
+        common.emit({ checked = report.checked, problems = common.array({}) })
       else
         common.say(common.paint("green", "ok") .. (": %d migration files checked"):format(report.checked))
       end
@@ -134,8 +128,6 @@ function M.register(parser, common)
     if not report then return common.fail(err) end
     local list = report.applied or report.reverted
     if common.json then
-      report.ok = true
-      report.command = sub
       common.array(list)
       common.emit(report)
     else
@@ -154,14 +146,22 @@ function M.register(parser, common)
     return EXIT.ok
   end
 
+  -- --dir, else $CODERUNNER_MIGRATIONS, else the migrations installed beside the modules.
+  local function directory(args)
+    if args.dir then return args.dir end
+    return migrate.default_dir()
+  end
+
   local function handler(args)
     local sub = args.migrate_command or "up"
+    if not args.migrate_command then common.command = "migrate up" end
+    local dir, err = directory(args)
+    if not dir then return common.fail(err, EXIT.usage) end
     if sub == "create" then
-      local report, err = migrate.create(args.dir, args.name)
+      local report
+      report, err = migrate.create(dir, args.name)
       if not report then return common.fail(err) end
       if common.json then
-        report.ok = true
-        report.command = "create"
         common.emit(report)
       else
         common.say("created " .. report.file)
@@ -169,10 +169,10 @@ function M.register(parser, common)
       return EXIT.ok
     end
 
-    local conn, err = common.connect(args)
-    if not conn then return common.fail(err) end
+    local conn, cerr, exit_code = common.connect(args)
+    if not conn then return common.fail(cerr, exit_code) end
     local runner
-    runner, err = migrate.new(conn, { dir = args.dir, table = args.table, lock_timeout = args.lock_timeout,
+    runner, err = migrate.new(conn, { dir = dir, table = args.table, lock_timeout = args.lock_timeout,
       allow_out_of_order = args.allow_out_of_order, logger = progress })
     local ok, code
     if runner then
