@@ -1,5 +1,5 @@
 -- Fault injection for the throwaway cluster of `make test`: restart or stop
--- the server (pg_ctlcluster, as pg_virtualenv set it up: PGVERSION and
+-- the server (pg_ctl on the cluster pg_virtualenv set up: PGVERSION and
 -- PG_CLUSTER_CONF_ROOT, cluster "regress"), now or in the background while a
 -- spec keeps working, and terminate backends from another process (psql).
 -- A spec that needs these and finds no such cluster fails; it never skips.
@@ -13,19 +13,43 @@ local function sh(cmd)
 end
 faults.sh = sh
 
---- The cluster's pg_ctlcluster prefix; raises outside pg_virtualenv.
-local function ctl_prefix()
-  local version = os.getenv("PGVERSION")
-  assert(os.getenv("PG_CLUSTER_CONF_ROOT") and version,
-    "fault specs need the throwaway cluster of `make test` (pg_virtualenv), which they restart")
-  -- without a sanitizer runtime preloaded into the tool (make asan)
-  return "env -u LD_PRELOAD pg_ctlcluster " .. version .. " regress "
+local function capture(cmd)
+  local f = assert(io.popen(cmd))
+  local out = f:read("*a")
+  f:close()
+  return (out:gsub("%s+$", ""))
 end
 
---- pg_ctlcluster <action> [-m mode], waiting for it.
+--- The cluster's pg_ctl command prefix; raises outside pg_virtualenv. pg_ctl on
+--- the data directory, not pg_ctlcluster: all pg_virtualenv clusters share the
+--- name 15/regress and so the external pid file pg_ctlcluster trusts, which
+--- parallel runs overwrite.
+local prefix
+local function ctl_prefix()
+  if prefix then return prefix end
+  local root, version = os.getenv("PG_CLUSTER_CONF_ROOT"), os.getenv("PGVERSION")
+  assert(root and version, "fault specs need the throwaway cluster of `make test` (pg_virtualenv), which they restart")
+  local conf = ("%s/%s/regress/postgresql.conf"):format(root, version)
+  local f = assert(io.open(conf, "r"))
+  local data = f:read("*a"):match("\ndata_directory%s*=%s*'([^']+)'")
+  f:close()
+  assert(data, "no data_directory in " .. conf)
+  local log = root:gsub("/[^/]+$", "") .. ("/log/postgresql-%s-regress.log"):format(version)
+  local bindir = capture("pg_config --bindir 2>/dev/null")
+  if bindir == "" or not bindir:find(version, 1, true) then bindir = "/usr/lib/postgresql/" .. version .. "/bin" end
+  -- pg_ctl refuses root: run it as the data directory's owner
+  local owner = capture("stat -c %U " .. data)
+  local as = (capture("id -u") == "0" and owner ~= "root") and ("runuser -u " .. owner .. " -- ") or ""
+  -- without a sanitizer runtime preloaded into the tool (make asan)
+  prefix = ("env -u LD_PRELOAD %s%s/pg_ctl -D %s -w -t 60 -l %s -o '-c config_file=%s' ")
+    :format(as, bindir, data, log, conf)
+  return prefix
+end
+
+--- pg_ctl <action> [-m mode], waiting for it (restart, stop, start).
 function faults.ctl(action, mode)
-  local cmd = ctl_prefix() .. action .. (mode and (" -m " .. mode) or "") .. " >/dev/null 2>&1"
-  assert(sh(cmd), "pg_ctlcluster " .. action .. " failed")
+  local cmd = ctl_prefix() .. (mode and ("-m " .. mode .. " ") or "") .. action .. " >/dev/null 2>&1"
+  assert(sh(cmd), "pg_ctl " .. action .. " failed")
 end
 
 local seq = 0
@@ -40,9 +64,9 @@ function faults.later(delay, cmd)
   return marker
 end
 
---- pg_ctlcluster <action> [-m mode] after `delay` seconds, in the background.
+--- pg_ctl <action> [-m mode] after `delay` seconds, in the background.
 function faults.ctl_later(delay, action, mode)
-  return faults.later(delay, ctl_prefix() .. action .. (mode and (" -m " .. mode) or ""))
+  return faults.later(delay, ctl_prefix() .. (mode and ("-m " .. mode .. " ") or "") .. action)
 end
 
 --- SQL through psql after `delay` seconds, in the background (another
