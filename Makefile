@@ -70,13 +70,18 @@ $(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) $(PG_SRC) csrc/*.h
 	  -fno-sanitize-recover=all -Icsrc -I$(PG_INCDIR) -o $@ test/c/*.c $(PURE_SRC) $(PG_SRC) \
 	  -lm $(LIBS)
 
-# Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv.
+# Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv;
+# then the core's specs under ASan/UBSan (about half a minute) and each fuzzer
+# for TEST_FUZZ_SECONDS (about 40 s for all).
+TEST_FUZZ_SECONDS ?= 5
 test: deps
 	$(MAKE) build LUA=lua5.4
 	$(MAKE) build LUA=luajit
 	$(MAKE) test-c
 	$(MAKE) lint
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
+	$(MAKE) asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
 spec: build
