@@ -145,7 +145,7 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
     size_t sql_len;
     double timeout = 0;
     (void)crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse */
-    ps.n = 0;
+    memset(&ps, 0, sizeof ps); /* no parameters */
   } else if (crpg_encode_statement(L, sql_idx, first, n, &ps)) {
     return 2;
   }

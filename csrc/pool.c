@@ -234,7 +234,7 @@ static int pool_run(lua_State *L, int simple) {
   (void)crpg_statement(L, 2, &len, &timeout); /* raises on misuse */
   if (simple) {
     lua_settop(L, 2);
-    ps.n = 0;
+    memset(&ps, 0, sizeof ps); /* no parameters */
   } else if (crpg_encode_statement(L, 2, 3, n < 0 ? 0 : n, &ps)) {
     return 2;
   }

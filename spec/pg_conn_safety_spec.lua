@@ -37,6 +37,28 @@ describe("coderunner.pg connection safety", function()
     end)
   end)
 
+  describe("JSON parameters", function()
+    it("refuse invalid UTF-8 and NUL with invalid_input before anything is sent", function()
+      assert(conn:query("create temp table js (v jsonb)"))
+      for _, bad in ipairs {
+        { a = "ok\255" }, { a = "nul\0x" }, { ["k\255"] = 1 }, pg.json("\192\128"), { "\237\160\128" },
+      } do
+        local res, err = conn:query("insert into js values ($1)", bad)
+        assert.is_nil(res)
+        assert.are.equal("invalid_input", err.kind)
+        assert.matches("UTF-8 without NUL", err.message, 1, true)
+      end
+      assert.are.equal(0, conn:query("select count(*)::int as n from js")[1].n)
+      local v, err = pg.json_encode({ a = "x\0" })
+      assert.is_nil(v)
+      assert.are.equal("invalid_input", err.kind)
+      -- valid UTF-8 goes through unchanged
+      assert(conn:query("insert into js values ($1)", { a = "caf\195\169 \240\159\152\128" }))
+      assert.are.equal("caf\195\169 \240\159\152\128", conn:query("select v->>'a' as a from js")[1].a)
+      assert(conn:query("drop table js"))
+    end)
+  end)
+
   describe("keepalives", function()
     it("are on by default, with a short idle time", function()
       local c = assert(pg.connect("host=127.0.0.1"))
