@@ -3,18 +3,8 @@
 -- checks parameters before it takes a connection.
 local pg = require "coderunner.pg"
 local server = require "support.server"
-
-local function sh(cmd)
-  local status = os.execute(cmd)
-  return status == true or status == 0
-end
-
-local function capture(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return (out:gsub("%s+$", ""))
-end
+local shell = require "support.shell"
+local sh, capture = shell.sh, shell.capture
 
 -- CPU seconds (user + system) a process has used, from /proc.
 local function cpu_seconds(pid)

@@ -5,10 +5,8 @@
 local pg = require "coderunner.pg"
 local server = require "support.server"
 
-local function sh(cmd)
-  local status = os.execute(cmd)
-  return status == true or status == 0
-end
+local shell = require "support.shell"
+local sh = shell.sh
 
 describe("coderunner.pg deadlines", function()
   local admin

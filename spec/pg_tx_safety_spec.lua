@@ -4,12 +4,8 @@
 -- network I/O in a finalizer.
 local pg = require "coderunner.pg"
 local server = require "support.server"
-
--- os.execute's status: true on Lua 5.4, 0 on LuaJIT
-local function sh(cmd)
-  local status = os.execute(cmd)
-  return status == true or status == 0
-end
+local shell = require "support.shell"
+local sh = shell.sh
 
 describe("coderunner.pg transaction safety", function()
   local admin, conn

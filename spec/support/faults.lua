@@ -4,21 +4,12 @@
 -- spec keeps working, and terminate backends from another process (psql).
 -- A spec that needs these and finds no such cluster fails; it never skips.
 local server = require "support.server"
+local shell = require "support.shell"
 
 local faults = {}
 
-local function sh(cmd)
-  local status = os.execute(cmd)
-  return status == true or status == 0
-end
+local sh, capture = shell.sh, shell.capture
 faults.sh = sh
-
-local function capture(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return (out:gsub("%s+$", ""))
-end
 
 --- The cluster's pg_ctl command prefix; raises outside pg_virtualenv. pg_ctl on
 --- the data directory, not pg_ctlcluster: all pg_virtualenv clusters share the

@@ -2,20 +2,11 @@
 -- (scripts/tls-setup.sh), and off again. The server reads its certificate on
 -- reload; its key must belong to the user the server runs as.
 local server = require "support.server"
+local shell = require "support.shell"
 
 local tls = {}
 
-local function sh(cmd)
-  local status = os.execute(cmd)
-  return status == true or status == 0
-end
-
-local function capture(cmd)
-  local f = assert(io.popen(cmd))
-  local out = f:read("*a")
-  f:close()
-  return (out:gsub("%s+$", ""))
-end
+local sh, capture = shell.sh, shell.capture
 
 local function ssl_on(expected)
   return server.eventually(function()
