@@ -1,11 +1,25 @@
 # coderunner-db: `make` builds the C core for Lua 5.4; `make LUA=luajit` for LuaJIT.
 # `make test` installs what it lacks, builds both, and runs every spec on a
-# throwaway PostgreSQL cluster.
+# throwaway PostgreSQL cluster. `luarocks make` drives the same targets.
 
+# LUA names the VM: lua5.4, or luajit (the Lua 5.1 ABI). LuaRocks passes a path
+# (/usr/bin/lua5.4, /usr/bin/lua5.1) and its LUA_INCDIR; the headers decide.
 LUA        ?= lua5.4
-PKG_LUA    := $(if $(filter luajit,$(LUA)),luajit,$(LUA))
+PKG_LUA    := $(if $(filter luajit lua5.1 lua51,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
 LUA_INCDIR ?= $(patsubst -I%,%,$(firstword $(shell pkg-config --cflags-only-I $(PKG_LUA) 2>/dev/null)))
-PG_INCDIR  ?= $(shell pg_config --includedir 2>/dev/null)
+LUA_ABI    := $(shell sed -n 's/^\#define LUA_VERSION_NUM[^0-9]*\([0-9]*\).*/\1/p' $(LUA_INCDIR)/lua.h 2>/dev/null)
+# For the 5.1 ABI the core needs LuaJIT 2.1's headers (luaL_setfuncs,
+# luaL_testudata): plain Lua 5.1 headers, LuaRocks' default, are swapped for
+# luajit2's (pkg-config luajit); compat.h refuses any that still lack them.
+LUAJIT_INCDIR := $(if $(filter 501,$(LUA_ABI)),$(if $(wildcard $(LUA_INCDIR)/luajit.h),$(LUA_INCDIR),\
+                 $(patsubst -I%,%,$(firstword $(shell pkg-config --cflags-only-I luajit 2>/dev/null)))))
+CORE_LUA_INCDIR := $(strip $(or $(LUAJIT_INCDIR),$(LUA_INCDIR)))
+# One build directory per VM/ABI: build/lua5.4, build/luajit.
+VM         := $(if $(filter 501,$(LUA_ABI)),luajit,$(if $(LUA_ABI),lua$(shell expr $(LUA_ABI) / 100).$(shell expr $(LUA_ABI) % 100),$(PKG_LUA)))
+LUA_SHORT  := $(if $(filter 501,$(LUA_ABI)),5.1,$(patsubst lua%,%,$(VM)))
+# libpq-fe.h: LuaRocks' PQ_INCDIR when it holds it, else pg_config's (Debian keeps it
+# in /usr/include/postgresql).
+PG_INCDIR  ?= $(if $(wildcard $(PQ_INCDIR)/libpq-fe.h),$(PQ_INCDIR),$(shell pg_config --includedir 2>/dev/null))
 PG_LIBDIR  ?= $(shell pg_config --libdir 2>/dev/null)
 
 CC         ?= cc
@@ -15,45 +29,60 @@ WARN       := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wwrite-strings
               -Wno-unused-parameter -Wdeclaration-after-statement
 CFLAGS     ?= $(OPT)
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) \
-              -I$(LUA_INCDIR) -I$(PG_INCDIR)
+              -I$(CORE_LUA_INCDIR) -I$(PG_INCDIR)
 LDFLAGS    ?=
 LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
 
-BUILD      := build/$(LUA)
+BUILD      := build/$(VM)
 # Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
               csrc/json.c csrc/sql_split.c csrc/sqlstate.c
-PG_SRC     := csrc/pgtype.c csrc/session.c csrc/pool_core.c
+PG_SRC     := csrc/conninfo.c csrc/pgtype.c csrc/session.c csrc/pool_core.c
 LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
               csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
 SO         := $(BUILD)/coderunner/pg.so
 
-# LuaRocks passes these; the defaults install next to Debian's Lua.
+# LuaRocks passes these (the rock's own directories); the defaults install next
+# to Debian's Lua. The migrations go inside the Lua tree, beside the modules
+# (coderunner/migrations/), where coderunner.migrate looks for them.
 INST_PREFIX ?= /usr/local
-INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
-INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(if $(filter luajit,$(LUA)),5.1,5.4)
+INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_SHORT)
+INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_SHORT)
 INST_BINDIR ?= $(INST_PREFIX)/bin
-INST_DATADIR ?= $(INST_PREFIX)/share/coderunner-db
 
-.PHONY: all build env test test-c spec spec-lua spec-luajit lint install clean deps \
+.PHONY: check-headers all build env docs test test-rocks test-c spec spec-lua spec-luajit lint install clean deps \
         bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
 
 all: $(SO)
 build: $(SO)
 
-$(SO): $(OBJS)
+$(SO): $(OBJS) | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $(OBJS) $(LDFLAGS) $(LIBS)
 
-$(BUILD)/obj/%.o: csrc/%.c csrc/*.h
+$(BUILD)/obj/%.o: csrc/%.c csrc/*.h | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-# Prints the exports that let `lua5.4` / `luajit` require the modules from here.
+# Says which headers are missing, before the compiler does.
+check-headers:
+	@test -f "$(CORE_LUA_INCDIR)/lua.h" || { echo "Makefile: no lua.h for LUA=$(LUA) (in '$(CORE_LUA_INCDIR)'): install liblua5.4-dev or libluajit2-5.1-dev, or pass LUA_INCDIR=" >&2; exit 1; }
+	@test -f "$(PG_INCDIR)/libpq-fe.h" || { echo "Makefile: no libpq-fe.h (in '$(PG_INCDIR)'): install libpq-dev (pg_config --includedir), or pass PG_INCDIR=" >&2; exit 1; }
+
+# Prints the exports that let this VM (and only it) require the modules from
+# here: `eval "$(make env)"`, `eval "$(make env LUA=luajit)"`, or both. Lua 5.4
+# reads LUA_PATH_5_4/LUA_CPATH_5_4 before LUA_PATH/LUA_CPATH, which LuaJIT reads;
+# LuaJIT's exports keep lua5.4 on its own (default) cpath, off the LuaJIT build.
 env:
+ifeq ($(VM),luajit)
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
 	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+	@echo 'export LUA_CPATH_5_4="$${LUA_CPATH_5_4:-;;}"'
+else
+	@echo 'export LUA_PATH_$(subst .,_,$(LUA_SHORT))="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH_$(subst .,_,$(LUA_SHORT))="$(CURDIR)/$(BUILD)/?.so;;"'
+endif
 
 deps:
 	@sh scripts/deps.sh
@@ -80,8 +109,14 @@ test: deps
 	$(MAKE) test-c
 	$(MAKE) lint
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
+	$(MAKE) test-rocks
 	$(MAKE) asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# `luarocks make` into temporary Lua 5.4 and LuaJIT trees, then each tree used from
+# another directory (require, a transaction, `coderunner-db migrate status`).
+test-rocks:
+	pg_virtualenv -t sh scripts/test-rocks.sh
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
 spec: build
@@ -89,10 +124,18 @@ spec: build
 
 # The object files' call graph must have no cycle (scripts/callgraph.py).
 lint: build
-	luacheck lua bin spec bench test/lua examples
+	luacheck lua bin spec bench test/lua examples scripts
+	lua5.4 scripts/gen-reference.lua --check docs/reference $(DOC_SRC)
 	python3 scripts/callgraph.py $(OBJS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
+
+# API reference (docs/reference/*.md) from the LuaCATS annotations of the stub of
+# the C module and of the Lua modules; `make lint` fails when it is out of date or
+# a public function has no annotation.
+DOC_SRC := types/coderunner/pg.lua $(sort $(wildcard lua/coderunner/*.lua lua/coderunner/*/*.lua))
+docs:
+	lua5.4 scripts/gen-reference.lua docs/reference $(DOC_SRC)
 
 # ---- sanitizers, fuzzing ----------------------------------------------------------
 SAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -130,14 +173,13 @@ check-all: test asan valgrind
 # ---- install -----------------------------------------------------------------
 install: $(SO)
 	install -d $(DESTDIR)$(INST_LIBDIR)/coderunner $(DESTDIR)$(INST_LUADIR)/coderunner \
-	  $(DESTDIR)$(INST_BINDIR)
+	  $(DESTDIR)$(INST_LUADIR)/coderunner/migrations $(DESTDIR)$(INST_BINDIR)
 	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coderunner/pg.so
 	cp -R lua/coderunner/. $(DESTDIR)$(INST_LUADIR)/coderunner/
+	install -m 644 migrations/*.sql $(DESTDIR)$(INST_LUADIR)/coderunner/migrations/
 	install -m 755 bin/coderunner-db $(DESTDIR)$(INST_BINDIR)/coderunner-db
 	install -d $(DESTDIR)$(INST_LUADIR)/coderunner/examples
 	install -m 644 examples/*.lua $(DESTDIR)$(INST_LUADIR)/coderunner/examples/
-	install -d $(DESTDIR)$(INST_DATADIR)/migrations
-	install -m 644 migrations/*.sql $(DESTDIR)$(INST_DATADIR)/migrations/
 
 clean:
 	rm -rf build

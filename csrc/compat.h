@@ -8,6 +8,12 @@
 #include <lauxlib.h>
 
 #if LUA_VERSION_NUM == 501
+/* LuaJIT 2.1's lauxlib.h has the 5.2 API the core uses (luaL_setfuncs,
+ * luaL_testudata) and defines luaL_newlib; plain Lua 5.1's has none of them, and
+ * a module built on it crashes (implicit declarations) or fails to load. */
+#if !defined(luaL_newlib)
+#error "coderunner.pg needs LuaJIT 2.1's headers for the Lua 5.1 ABI (luaL_setfuncs, luaL_testudata); these look like plain Lua 5.1's: build with LUA_INCDIR=$(pkg-config --variable=includedir luajit)/luajit-2.1"
+#endif
 #define CRPG_LUAJIT 1
 #ifndef lua_rawlen
 #define lua_rawlen(L, i) lua_objlen((L), (i))

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conninfo.h"
 #include "crpg.h"
 #include "redact.h"
 #include "sql_split.h"
@@ -52,6 +53,46 @@ static int pg_redact(lua_State *L) {
   if (b.failed) {
     strbuf_free(&b);
     return luaL_error(L, "out of memory");
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  strbuf_free(&b);
+  return 1;
+}
+
+/* pg.conninfo_with(conninfo, changes) -> keyword conninfo | nil, err
+ * conninfo in any form (keywords, URL, "" for PG*); changes maps libpq keywords
+ * to a string or number (set) or false (remove). */
+static int pg_conninfo_with(lua_State *L) {
+  const char *in = luaL_optstring(L, 1, "");
+  conninfo_change changes[64];
+  size_t n = 0;
+  char err[256];
+  strbuf b;
+  lua_settop(L, 2);
+  lua_newtable(L); /* 3: keeps the strings made from numbers alive */
+  if (!lua_isnil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 2) != 0) { /* key at -2, value at -1 */
+      int t = lua_type(L, -1);
+      if (lua_type(L, -2) != LUA_TSTRING || n == sizeof changes / sizeof changes[0] ||
+          !(t == LUA_TSTRING || t == LUA_TNUMBER || (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))))
+        return luaL_argerror(L, 2, "keyword = string, number or false expected");
+      changes[n].key = lua_tostring(L, -2);
+      changes[n].value = NULL;
+      if (t != LUA_TBOOLEAN) {
+        lua_pushvalue(L, -1);
+        changes[n].value = lua_tostring(L, -1); /* a copy: the key's value stays as it was */
+        lua_rawseti(L, 3, (int)n + 1);
+      }
+      n++;
+      lua_pop(L, 1);
+    }
+  }
+  strbuf_init(&b);
+  if (conninfo_with(&b, in, changes, n, err, sizeof err) != 0) {
+    strbuf_free(&b);
+    return crpg_push_error(L, KIND_INVALID_INPUT, err);
   }
   lua_pushlstring(L, b.data ? b.data : "", b.len);
   strbuf_free(&b);
@@ -162,6 +203,7 @@ int luaopen_coderunner_pg(lua_State *L) {
     {"array", pg_array},
     {"bytea", pg_bytea},
     {"redact", pg_redact},
+    {"conninfo_with", pg_conninfo_with},
     {"split_sql", pg_split_sql},
     {"monotonic", pg_monotonic},
     {"json_encode", pg_json_encode},

@@ -131,8 +131,8 @@ static int pool_new(lua_State *L) {
   if (check_options(L, err, sizeof err) != 0) return crpg_push_error(L, KIND_INVALID_INPUT, err);
   c.reset = reset_mode(L);
   if (c.reset < 0) return crpg_push_error(L, KIND_INVALID_INPUT, "pool option reset must be \"auto\", \"always\" or \"never\"");
-  if (read_number(L, "min", c.min, 0, &min, err, sizeof err) ||
-      read_number(L, "max", c.max, 1, &max, err, sizeof err) ||
+  if (read_number(L, "max", c.max, 1, &max, err, sizeof err) ||
+      read_number(L, "min", max < c.min ? max : c.min, 0, &min, err, sizeof err) || /* default never above max */
       read_number(L, "idle_timeout", c.idle_timeout, 0, &c.idle_timeout, err, sizeof err) ||
       read_number(L, "connect_timeout", c.connect_timeout, 0.001, &c.connect_timeout, err, sizeof err) ||
       read_number(L, "acquire_timeout", c.acquire_timeout, 0, &c.acquire_timeout, err, sizeof err) ||

@@ -1,7 +1,8 @@
 -- The service's commands of bin/coderunner-db (health, stats, demo, examples
 -- errors), run as a user runs them: a child process of the same Lua VM, with
 -- DATABASE_URL naming a fresh database; --json output decoded and checked.
-local server = require "support.server"
+local testing = require "coderunner.testing"
+local t = testing.use { transaction = false, migrations = false } -- a fresh empty database
 local cjson = require "cjson"
 
 local conninfo
@@ -25,7 +26,7 @@ local function cli(args, url)
 end
 
 setup(function()
-  conninfo = server.fresh_database("coderunner_db_cli_spec")
+  conninfo = t.conninfo
 end)
 
 describe("coderunner-db demo", function()
@@ -81,7 +82,7 @@ describe("coderunner-db health and stats", function()
     local status, out = cli("health")
     assert.equal(0, status)
     assert.matches("Database health: HEALTHY", out, 1, true)
-    assert.matches("coderunner_db_cli_spec", out, 1, true)
+    assert.matches(t.database, out, 1, true)
     assert.matches("latency", out, 1, true)
   end)
 
@@ -90,7 +91,7 @@ describe("coderunner-db health and stats", function()
     assert.equal(0, status)
     local h = cjson.decode(out)
     assert.equal("healthy", h.status)
-    assert.equal("coderunner_db_cli_spec", h.database)
+    assert.equal(t.database, h.database)
     assert.is_number(h.latency_ms)
     assert.is_number(h.pool.total)
   end)
@@ -115,7 +116,7 @@ describe("coderunner-db health and stats", function()
   it("--url wins over DATABASE_URL", function()
     local status, out = cli("--json --url " .. shell_quote(conninfo) .. " health", "host=127.0.0.1 port=1")
     assert.equal(0, status, out)
-    assert.equal("coderunner_db_cli_spec", cjson.decode(out).database)
+    assert.equal(t.database, cjson.decode(out).database)
   end)
 
   it("stats prints the counts, and --json the same figures", function()
@@ -129,7 +130,7 @@ describe("coderunner-db health and stats", function()
     status, out = cli("--json stats")
     assert.equal(0, status)
     local s = cjson.decode(out)
-    assert.equal("coderunner_db_cli_spec", s.database.name)
+    assert.equal(t.database, s.database.name)
     assert.equal(0, s.users.by_plan.pro)
     assert.equal(0, s.deployments.by_status.failed)
   end)

@@ -1,10 +1,10 @@
 -- The DatabaseService against a real server: every operation's success and
 -- failure paths, validation before SQL, cascades, pagination, joins, health,
 -- stats, the singleton and graceful close.
-local server = require "support.server"
 local pg = require "coderunner.pg"
 local db = require "coderunner.db"
-local migrate = require "coderunner.migrate"
+local testing = require "coderunner.testing"
+local t = testing.use { transaction = false } -- a fresh database, migrated, dropped at the end
 
 local MISSING = "00000000-0000-4000-8000-000000000000"
 local HASH = "$2b$12$abcdefghijklmnopqrstuv.secret-hash-value"
@@ -48,9 +48,8 @@ local function no_secret(v, secret, seen)
 end
 
 setup(function()
-  conninfo = server.fresh_database("coderunner_db_spec")
+  conninfo = t.conninfo
   svc = assert(db.new({ url = conninfo, pool = { min = 1, max = 4 } }))
-  assert(migrate.up(svc.pool, { dir = "migrations" }))
 end)
 
 teardown(function()
@@ -464,7 +463,7 @@ describe("health and statistics", function()
   it("health reports status, latency, version, database and pool", function()
     local h = svc:health()
     assert.equal("healthy", h.status)
-    assert.equal("coderunner_db_spec", h.database)
+    assert.equal(t.database, h.database)
     assert.matches("^%d+", h.server_version)
     assert.is_number(h.latency_ms)
     assert.is_true(h.latency_ms >= 0 and h.latency_ms < 5000)
@@ -493,7 +492,7 @@ describe("health and statistics", function()
     for _, c in pairs(s.users.by_plan) do total = total + c end
     assert.equal(s.users.total, total)
     assert.equal(count("users"), s.users.total)
-    assert.equal("coderunner_db_spec", s.database.name)
+    assert.equal(t.database, s.database.name)
     assert.is_true(s.database.size_bytes > 0)
     assert.is_string(s.database.size)
     assert.is_table(s.pool)

@@ -1,9 +1,10 @@
 -- update_deployment_status: every one of the 7x7 moves, allowed or refused, and
 -- concurrent moves of one deployment from separate processes, of which exactly
 -- one wins.
-local server = require "support.server"
 local db = require "coderunner.db"
-local migrate = require "coderunner.migrate"
+local pg = require "coderunner.pg"
+local testing = require "coderunner.testing"
+local t = testing.use { transaction = false } -- a fresh database, migrated, dropped at the end
 
 local STATUSES = { "pending", "building", "deploying", "running", "stopping", "stopped", "failed" }
 
@@ -18,7 +19,6 @@ local ALLOWED = {
   failed = { pending = true },
 }
 
-local DBNAME = "coderunner_db_status_spec"
 local conninfo, svc, project
 
 -- A child process (same Lua VM) that waits on advisory lock `barrier` when
@@ -45,7 +45,8 @@ local child_path
 
 local function spawn(app, id, status, barrier)
   local vm = os.getenv("CODERUNNER_LUA") or "lua5.4"
-  local cmd = ("RACE_URL='%s application_name=%s' %s %s %s %s %s 2>&1"):format(conninfo, app, vm, child_path, id,
+  local url = assert(pg.conninfo_with(conninfo, { application_name = app }))
+  local cmd = ("RACE_URL='%s' %s %s %s %s %s 2>&1"):format(url:gsub("'", "'\\''"), vm, child_path, id,
     status, barrier or "")
   return assert(io.popen(cmd, "r"))
 end
@@ -66,9 +67,8 @@ local function deployment(status)
 end
 
 setup(function()
-  conninfo = server.fresh_database(DBNAME)
+  conninfo = t.conninfo
   svc = assert(db.new({ url = conninfo, pool = { min = 1, max = 4 } }))
-  assert(migrate.up(svc.pool, { dir = "migrations" }))
   local user = assert(svc:create_user("status@example.com", "h"))
   project = assert(svc:create_project(user.id, "status"))
   child_path = os.tmpname()

@@ -2,9 +2,9 @@
 -- alias transaction) hand fn every domain method bound to the transaction;
 -- begin/commit/rollback_transaction; users, projects and deployments rolled
 -- back together.
-local server = require "support.server"
 local db = require "coderunner.db"
-local migrate = require "coderunner.migrate"
+local testing = require "coderunner.testing"
+local t = testing.use { transaction = false } -- a fresh database, migrated, dropped at the end
 
 local svc, other
 
@@ -21,10 +21,8 @@ local function counts()
 end
 
 setup(function()
-  local conninfo = server.fresh_database("coderunner_db_tx_spec")
-  svc = assert(db.new({ url = conninfo, pool = { min = 1, max = 4 } }))
-  other = assert(db.new({ url = conninfo, pool = { min = 1, max = 1 } }))
-  assert(migrate.up(svc.pool, { dir = "migrations" }))
+  svc = assert(db.new({ url = t.conninfo, pool = { min = 1, max = 4 } }))
+  other = assert(db.new({ url = t.conninfo, pool = { min = 1, max = 1 } }))
 end)
 
 teardown(function()

@@ -178,6 +178,7 @@ function config.resolve(overrides, getenv)
     end
   end
   if pool.max < 1 then return invalid(("%s must be at least 1"):format(pool._name_max or "pool.max")) end
+  if not pool._name_min and pool.min > pool.max then pool.min = pool.max end -- the default min follows max
   if pool.min > pool.max then
     return invalid(("%s (%d) is greater than %s (%d)"):format(pool._name_min or "pool.min", pool.min,
       pool._name_max or "the default pool max", pool.max))

@@ -378,4 +378,10 @@ function Service.__tostring(self)
     or "PG* environment", self.closed and ", closed" or "")
 end
 
+--- coderunner.db's domain methods bound to any executor (a pool, a connection,
+--- a transaction, or coderunner.testing's per-test executor).
+---@param executor coderunner.pg.Executor
+---@return coderunner.Transaction
+function db.bind(executor) return bind(executor) end
+
 return db

@@ -74,6 +74,7 @@ int main(void)
   test_json();
   test_redact();
   test_sql_split();
+  test_conninfo();
   test_pool_core();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

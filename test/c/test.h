@@ -31,6 +31,7 @@ void test_bytea(void);
 void test_redact(void);
 void test_json(void);
 void test_sql_split(void);
+void test_conninfo(void);
 void test_pool_core(void);
 
 #endif

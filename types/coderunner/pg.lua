@@ -52,6 +52,7 @@ local pg = {}
 ---@class coderunner.pg.ConnectOptions
 ---@field statement_cache? integer  prepared statements kept per connection (LRU); 0 disables. Default 100
 ---@field connect_timeout? number   seconds. Default 10
+---@field slow_query_ms? number     statements slower than this are logged (level "warn"); default: none
 ---@field logger? fun(level: string, message: string, info: table)  notices; default: stderr
 ---@field query_timeout? number    client-side deadline per statement, seconds; 0/nil: none
 
@@ -65,7 +66,7 @@ function pg.connect(conninfo, opts) end
 
 ---@class coderunner.pg.PoolOptions
 ---@field conninfo? string
----@field min? integer            connections kept open (default 2)
+---@field min? integer            connections kept open (default 2, or max when max < 2)
 ---@field max? integer            upper bound (default 10)
 ---@field idle_timeout? number    seconds an idle connection above `min` lives (default 30)
 ---@field connect_timeout? number seconds (default 2)
@@ -151,6 +152,17 @@ function pg.is_error(v) end
 ---@param conninfo string
 ---@return string
 function pg.redact(conninfo) end
+
+--- Derives a libpq keyword conninfo from `conninfo` in any form (keywords, a
+--- postgres:// URL, or "" for the PG* environment) with `changes` applied:
+--- `{ dbname = "other" }` points it at another database; `false` removes a
+--- keyword. Returns nil, err (kind invalid_input) for an unknown keyword or an
+--- unparsable conninfo; the error never quotes a password.
+---@param conninfo? string
+---@param changes? table<string, string|number|false>
+---@return string|nil conninfo
+---@return coderunner.pg.Error|nil err
+function pg.conninfo_with(conninfo, changes) end
 
 --- Splits an SQL script into statements (quotes, dollar quotes and comments
 --- respected). Returns an array of { sql = string, line = integer }, or nil, err.
