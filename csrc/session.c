@@ -499,7 +499,9 @@ static PGresult *collect(session *s, double deadline, int *late) {
 }
 
 /* Waits for the statement just sent (sent: PQsend*'s result). On a passed
- * deadline: cancel, drain within the grace, flag timed_out (or broken). */
+ * deadline: cancel, drain within the grace, flag timed_out (or broken). A
+ * statement that completed before the cancel reached it returns its result:
+ * a write is never reported as timed out after it committed. */
 static PGresult *finish(session *s, int sent) {
   PGresult *r;
   int late;
@@ -513,8 +515,13 @@ static PGresult *finish(session *s, int sent) {
       s->broken = 1;
     } else {
       r = collect(s, grace, &late);
+      if (late) {
+        s->broken = 1;
+      } else if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
+        s->timed_out = 0; /* it finished before the cancel arrived: that is its answer */
+        return r;
+      }
       PQclear(r);
-      if (late) s->broken = 1;
     }
   }
   return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
