@@ -103,7 +103,7 @@ describe("coderunner.pg deadlines", function()
   end)
 
   it("a server that does not answer at all: timeout, and the connection is given up", function()
-    local pool = assert(pg.pool { min = 1, max = 1, query_timeout = 0.2 })
+    local pool = assert(pg.pool { min = 1, max = 1, query_timeout = 0.2, slow_query_ms = -1 })
     local conn = assert(pool:acquire())
     local pid = conn:backend_pid()
     assert.is_true(sh("kill -STOP " .. pid))
