@@ -37,7 +37,7 @@ BUILD      := build/$(VM)
 # Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
               csrc/json.c csrc/sql_split.c csrc/sqlstate.c
-PG_SRC     := csrc/conninfo.c csrc/pgtype.c csrc/session.c csrc/pool_core.c
+PG_SRC     := csrc/conninfo.c csrc/pgtype.c csrc/session.c csrc/pool_core.c csrc/pool_registry.c
 LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
               csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
@@ -51,7 +51,7 @@ INST_LIBDIR ?= $(INST_PREFIX)/lib/lua/$(LUA_SHORT)
 INST_LUADIR ?= $(INST_PREFIX)/share/lua/$(LUA_SHORT)
 INST_BINDIR ?= $(INST_PREFIX)/bin
 
-.PHONY: check-headers all build env docs test test-rocks test-c spec spec-lua spec-luajit lint install clean deps \
+.PHONY: check-headers all build env docs test test-rocks test-c test-openresty spec spec-lua spec-luajit lint install clean deps \
         bench demo asan valgrind fuzz check-all migrate migrate-status migrate-create db-health
 
 all: $(SO)
@@ -110,6 +110,7 @@ test: deps
 	$(MAKE) lint
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
 	$(MAKE) test-rocks
+	$(MAKE) test-openresty
 	$(MAKE) asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
@@ -117,6 +118,12 @@ test: deps
 # another directory (require, a transaction, `coderunner-db migrate status`).
 test-rocks:
 	pg_virtualenv -t sh scripts/test-rocks.sh
+
+# The OpenResty example in nginx, driven over HTTP under load, against a
+# throwaway cluster (docs/openresty.md; scripts/test-openresty.sh).
+test-openresty: deps
+	$(MAKE) build LUA=luajit
+	pg_virtualenv -t sh scripts/test-openresty.sh
 
 # Specs against the server named by the PG* variables or DATABASE_URL you set.
 spec: build

@@ -1,15 +1,18 @@
-/* The connection pool (coderunner.pg.pool): a Lua object holding a reference
- * to a pool_core (pool_core.c, pure C, where the sessions, the lock and the
- * counters live) and the hooks table (logger, on_slow_query). */
+/* The connection pool (coderunner.pg.pool): a Lua object holding a pool
+ * (pool_registry.c: a pool_core with its maintenance thread, named pools
+ * shared by every Lua state of the process) and the hooks table (logger,
+ * on_slow_query), which stay with each Lua object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crpg.h"
+#include "pool_registry.h"
 #include "redact.h"
 
 typedef struct pool_handle {
-  pool_core *core;             /* one reference; NULL once closed */
+  pool_entry *entry;           /* one hold; NULL once this object closed it or was collected */
+  pool_core *core;             /* entry's pool, NULL with it */
   double acquire_timeout;      /* seconds (may be math.huge) */
   int leak_traceback;          /* record where each connection is taken */
 } pool_handle;
@@ -98,6 +101,29 @@ static pool_core *check_pool(lua_State *L, int idx) {
   return h->core;
 }
 
+/* Pool options and the bit each sets when given (see pool_registry.h). */
+static const struct {
+  const char *key;
+  unsigned bit;
+} given_bits[] = {
+  {"conninfo", POOL_OPT_CONNINFO}, {"min", POOL_OPT_MIN}, {"max", POOL_OPT_MAX},
+  {"statement_cache", POOL_OPT_CACHE_SIZE}, {"idle_timeout", POOL_OPT_IDLE_TIMEOUT},
+  {"connect_timeout", POOL_OPT_CONNECT_TIMEOUT}, {"acquire_timeout", POOL_OPT_ACQUIRE_TIMEOUT},
+  {"max_lifetime", POOL_OPT_MAX_LIFETIME}, {"slow_query_ms", POOL_OPT_SLOW_MS},
+};
+
+/* Which options the table at idx gives. */
+static unsigned given_options(lua_State *L, int idx) {
+  unsigned given = 0;
+  size_t i;
+  for (i = 0; i < sizeof given_bits / sizeof given_bits[0]; i++) {
+    lua_getfield(L, idx, given_bits[i].key);
+    if (!lua_isnil(L, -1)) given |= given_bits[i].bit;
+    lua_pop(L, 1);
+  }
+  return given;
+}
+
 /* Reads opts[key] as a number >= min (dflt when absent). Returns 0, or -1 with
  * a message in err. */
 static int read_number(lua_State *L, const char *key, double dflt, double min, double *out, char *err, size_t errlen) {
@@ -113,17 +139,33 @@ static int as_int(double v) {
 
 /* pg.pool{ conninfo=, min=2, max=10, idle_timeout=30, connect_timeout=2,
  *          acquire_timeout=5, max_lifetime=, statement_cache=100,
- *          slow_query_ms=1000, on_slow_query=fn, logger=fn } -> pool | nil, err
+ *          slow_query_ms=1000, on_slow_query=fn, logger=fn, name= } -> pool | nil, err
  * Fails only for bad options or an unparsable conninfo; an unreachable server
- * is not an error here (queries report it). */
+ * is not an error here (queries report it). With name: the living pool of
+ * that name in the process if there is one (nil, err when an option given
+ * disagrees with it), else a new pool under that name. */
 static int pool_new(lua_State *L) {
   double min, max, cache;
   char err[512];
   pool_config c;
   pool_handle *h;
+  char namebuf[128];
+  const char *name = NULL;
+  size_t namelen = 0;
+  int created;
 
   pool_config_defaults(&c);
   luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "name");
+  if (!lua_isnil(L, 2)) {
+    if (lua_type(L, 2) != LUA_TSTRING) return luaL_error(L, "pool option name must be a string");
+    name = lua_tolstring(L, 2, &namelen);
+    if (namelen == 0 || namelen >= sizeof namebuf || strlen(name) != namelen)
+      return crpg_push_error(L, KIND_INVALID_INPUT, "pool option name must be 1 to 127 characters (no NUL)");
+    memcpy(namebuf, name, namelen + 1);
+    name = namebuf;
+  }
   lua_settop(L, 1);
   lua_getfield(L, 1, "conninfo");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "pool option conninfo must be a string");
@@ -156,6 +198,7 @@ static int pool_new(lua_State *L) {
   lua_setfield(L, 3, "on_slow_query");
 
   h = lua_newuserdatauv(L, sizeof *h, 1); /* 4 */
+  h->entry = NULL;
   h->core = NULL;
   h->acquire_timeout = c.acquire_timeout;
   lua_getfield(L, 1, "leak_traceback");
@@ -165,8 +208,12 @@ static int pool_new(lua_State *L) {
   lua_setmetatable(L, 4);
   crpg_set_hooks(L, 4, 3);
 
-  h->core = pool_core_new(&c, err, sizeof err);
-  if (!h->core) return luaL_error(L, "%s", err); /* the config was checked: out of memory */
+  h->entry = pool_entry_open(name, &c, given_options(L, 1), &created, err, sizeof err);
+  if (!h->entry) {
+    if (!name) return luaL_error(L, "%s", err); /* the config was checked: out of memory */
+    return crpg_push_error(L, KIND_INVALID_INPUT, err); /* disagrees with the living pool */
+  }
+  h->core = pool_entry_core(h->entry);
   return 1;
 }
 
@@ -331,6 +378,10 @@ static int pool_stats_method(lua_State *L) {
   SET_INT("consecutive_connect_failures", c.connect_failures);
   lua_pushnumber(L, (lua_Number)c.connect_backoff);
   lua_setfield(L, -2, "connect_backoff");
+  if (pool_entry_name(to_pool(L, 1)->entry)) {
+    lua_pushstring(L, pool_entry_name(to_pool(L, 1)->entry));
+    lua_setfield(L, -2, "name");
+  }
   lua_createtable(L, 0, KIND_COUNT);
   for (k = 0; k < KIND_COUNT; k++) SET_INT(sqlstate_kind_names[k], c.errors[k]);
   lua_setfield(L, -2, "errors");
@@ -342,31 +393,43 @@ static int pool_stats_method(lua_State *L) {
 }
 
 /* pool:close([timeout]) -> true when every connection is closed, else false
- * (busy ones close when released). Idempotent. */
+ * (busy ones close when released). Idempotent. A named pool closes for every
+ * Lua state holding it (their calls then fail with kind "closed"), and the
+ * name is free for a new pool. */
 static int pool_close(lua_State *L) {
   pool_handle *h = to_pool(L, 1);
   double timeout = (double)luaL_optnumber(L, 2, 0);
-  pool_core *p = h->core;
+  pool_entry *e = h->entry;
   int left;
-  if (!p) {
+  if (!e) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  left = pool_entry_close(e, timeout);
+  h->entry = NULL;
   h->core = NULL;
-  left = pool_core_close(p, timeout);
-  pool_core_detach(p);
+  pool_entry_release(e);
   lua_pushboolean(L, left == 0);
   return 1;
 }
 
+/* __gc, __close: lets go of the pool; the last holder's release closes it (a
+ * named pool stays open while other Lua states hold it). */
 static int pool_gc(lua_State *L) {
-  lua_settop(L, 1);
-  return pool_close(L);
+  pool_handle *h = to_pool(L, 1);
+  pool_entry *e = h->entry;
+  if (e) {
+    h->entry = NULL;
+    h->core = NULL;
+    pool_entry_release(e);
+  }
+  return 0;
 }
 
-/* pool:is_closed() -> boolean */
+/* pool:is_closed() -> boolean (closed here, or by any holder of a named pool) */
 static int pool_is_closed(lua_State *L) {
-  lua_pushboolean(L, to_pool(L, 1)->core == NULL);
+  pool_handle *h = to_pool(L, 1);
+  lua_pushboolean(L, h->entry == NULL || pool_entry_is_closed(h->entry));
   return 1;
 }
 
@@ -379,7 +442,11 @@ static int pool_tostring(lua_State *L) {
   }
   strbuf_init(&b);
   redact_conninfo(&b, pool_core_conninfo(h->core));
-  lua_pushfstring(L, "%s (%s)", CRPG_POOL_MT, b.data && b.len ? b.data : "PG* environment");
+  if (pool_entry_name(h->entry))
+    lua_pushfstring(L, "%s \"%s\" (%s)", CRPG_POOL_MT, pool_entry_name(h->entry),
+                    b.data && b.len ? b.data : "PG* environment");
+  else
+    lua_pushfstring(L, "%s (%s)", CRPG_POOL_MT, b.data && b.len ? b.data : "PG* environment");
   strbuf_free(&b);
   return 1;
 }

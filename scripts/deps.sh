@@ -3,7 +3,8 @@
 # is missing. Quiet and idempotent; never prompts (CI has no standard input).
 set -eu
 need="make gcc pkg-config lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev libpq-dev
-postgresql postgresql-common lua-busted lua-cjson lua-check lua-argparse lua-filesystem python3 cppcheck luarocks"
+postgresql postgresql-common lua-busted lua-cjson lua-check lua-argparse lua-filesystem python3 cppcheck luarocks
+nginx libnginx-mod-http-lua"
 [ "${1:-}" = "--extra" ] && need="$need valgrind clang libclang-rt-14-dev"
 missing=""
 for p in $need; do

@@ -116,8 +116,9 @@ describe("types/coderunner/pg.lua", function()
     same("Tx methods", methods_of(stub, "coderunner.pg.Tx"), runtime_methods(tx))
     assert(tx:rollback())
     pool:close()
-    -- last_error appears once a connection failed
-    local down = assert(pg.pool { conninfo = "host=127.0.0.1 port=1 connect_timeout=1", max = 1 })
+    -- last_error appears once a connection failed; name on a named pool
+    local down = assert(pg.pool { conninfo = "host=127.0.0.1 port=1 connect_timeout=1", max = 1,
+      name = "types_stub_down" })
     assert.is_nil(down:query("SELECT 1"))
     local keys = {}
     for k in pairs(down:stats()) do keys[k] = true end

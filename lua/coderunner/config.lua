@@ -30,7 +30,7 @@ local POOL_VARS = {
 }
 
 -- Pool options passed through to the core unchanged when given as overrides.
-local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger",
+local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger", "name",
   "query_timeout", "reset", "leak_traceback" }
 
 -- The URL schemes libpq accepts.

@@ -35,4 +35,20 @@ function server.eventually(fn, seconds)
   return v
 end
 
+--- How many server backends have application_name `app` (seen from conn).
+function server.count_backends(conn, app)
+  return conn:query("select count(*)::int as n from pg_stat_activity where application_name = $1", app)[1].n
+end
+
+--- The number of backends with application_name `app`, once it settles at
+--- `expected` (or the last count after `seconds`, default 3).
+function server.backends_settled(conn, app, expected, seconds)
+  local n
+  server.eventually(function()
+    n = server.count_backends(conn, app)
+    return n == expected
+  end, seconds)
+  return n
+end
+
 return server

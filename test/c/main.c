@@ -76,6 +76,7 @@ int main(void)
   test_sql_split();
   test_conninfo();
   test_pool_core();
+  test_pool_registry();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

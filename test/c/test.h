@@ -33,5 +33,6 @@ void test_json(void);
 void test_sql_split(void);
 void test_conninfo(void);
 void test_pool_core(void);
+void test_pool_registry(void);
 
 #endif

@@ -76,6 +76,7 @@ function pg.connect(conninfo, opts) end
 ---@field slow_query_ms? number   default 1000
 ---@field on_slow_query? fun(info: {sql: string, duration_ms: number})
 ---@field logger? fun(level: string, message: string, info: table)
+---@field name? string            process-wide: every Lua state asking for this name shares one pool
 ---@field query_timeout? number   client-side deadline per statement, seconds (default: none)
 ---@field reset? "auto"|"always"|"never"  session reset (DISCARD ALL) before lending (default "auto")
 ---@field leak_traceback? boolean record where each connection is taken, for leak reports
@@ -89,7 +90,9 @@ function pg.cancel(token) end
 
 --- Creates a pool. Fails (nil, err kind invalid_input) only for bad options (unknown
 --- names, non-integral min/max/statement_cache, non-function callbacks) or an
---- unparsable conninfo; an unreachable server is not an error here.
+--- unparsable conninfo; an unreachable server is not an error here. With `name`:
+--- the living pool of that name in the process when there is one (nil, err kind
+--- invalid_input when an option given disagrees with it), else a new one.
 ---@param opts coderunner.pg.PoolOptions
 ---@return coderunner.pg.Pool|nil pool
 ---@return coderunner.pg.Error|nil err
@@ -304,6 +307,7 @@ function Tx:status() end
 ---@field connect_attempts integer
 ---@field consecutive_connect_failures integer
 ---@field connect_backoff number  seconds until the next connect attempt (0: none waits)
+---@field name? string        a named pool's name
 
 ---@class coderunner.pg.Pool: coderunner.pg.Executor
 local Pool = {}
@@ -317,10 +321,12 @@ function Pool:release(conn) end
 function Pool:stats() end
 --- Closes idle connections past idle_timeout or max_lifetime, and opens up to min.
 function Pool:maintain() end
+--- True once closed here, or (a named pool) by any Lua state holding it.
 ---@return boolean
 function Pool:is_closed() end
 --- Closes the pool: idle connections now, busy ones when released. Waits up to
---- timeout seconds for busy ones; returns true when all are closed.
+--- timeout seconds for busy ones; returns true when all are closed. A named pool
+--- closes for every Lua state holding it, and its name is free for a new pool.
 ---@param timeout? number
 ---@return boolean
 function Pool:close(timeout) end
