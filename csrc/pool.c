@@ -110,6 +110,7 @@ static const struct {
   {"statement_cache", POOL_OPT_CACHE_SIZE}, {"idle_timeout", POOL_OPT_IDLE_TIMEOUT},
   {"connect_timeout", POOL_OPT_CONNECT_TIMEOUT}, {"acquire_timeout", POOL_OPT_ACQUIRE_TIMEOUT},
   {"max_lifetime", POOL_OPT_MAX_LIFETIME}, {"slow_query_ms", POOL_OPT_SLOW_MS},
+  {"query_timeout", POOL_OPT_QUERY_TIMEOUT}, {"reset", POOL_OPT_RESET},
 };
 
 /* Which options the table at idx gives. */
