@@ -36,10 +36,12 @@ LIBS        = -L$(PG_LIBDIR) -lpq -lpthread
 BUILD      := build/$(VM)
 # Bottom up: each file calls only files before it (`make lint` checks it).
 PURE_SRC   := csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c \
-              csrc/json.c csrc/sql_split.c csrc/sqlstate.c
+              csrc/json.c csrc/sql_split.c csrc/sqlstate.c csrc/copy_text.c \
+              csrc/binary.c
 PG_SRC     := csrc/conninfo.c csrc/pgtype.c csrc/session.c csrc/pool_core.c csrc/pool_registry.c
 LUA_SRC    := csrc/auxlib.c csrc/error.c csrc/json_value.c csrc/params.c csrc/result.c \
-              csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/module.c
+              csrc/exec.c csrc/conn.c csrc/pool.c csrc/tx.c csrc/copy.c csrc/rows.c \
+              csrc/pipeline.c csrc/notify.c csrc/module.c
 OBJS       := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(PURE_SRC) $(PG_SRC) $(LUA_SRC))
 SO         := $(BUILD)/coderunner/pg.so
 

@@ -75,6 +75,37 @@ int main(int argc, char **argv) {
       }
       PQclear(r);
     }
+  } else if (strcmp(workload, "wide_binary") == 0) {
+    /* wide with binary results: the server skips its text output; C reads
+     * the integers and the float from their bytes */
+    PQclear(must(c, PQprepare(c, "w",
+      "select g as id, 'name ' || g as name, g * 1.5::float8 as score, g % 2 = 0 as even, "
+      "jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) as meta "
+      "from generate_series(1, 1000) g", 0, NULL), "prepare"));
+    started = now();
+    cpu_started = clock();
+    for (i = 0; i < n; i++) {
+      PGresult *r = must(c, PQexecPrepared(c, "w", 0, NULL, NULL, NULL, 1), "exec");
+      int rows = PQntuples(r), row;
+      for (row = 0; row < rows; row++) {
+        const unsigned char *id = (const unsigned char *)PQgetvalue(r, row, 0);
+        const unsigned char *f = (const unsigned char *)PQgetvalue(r, row, 2);
+        unsigned long long bits = 0;
+        double score;
+        int k;
+        for (k = 0; k < 8; k++) bits = (bits << 8) | f[k];
+        memcpy(&score, &bits, sizeof score);
+        checksum += (long long)(int)((unsigned)id[0] << 24 | (unsigned)id[1] << 16 | (unsigned)id[2] << 8 | id[3]);
+        checksum += PQgetlength(r, row, 1);
+        checksum += (long long)score;
+        checksum += PQgetvalue(r, row, 3)[0] != 0;
+        {
+          const char *kk = strstr(PQgetvalue(r, row, 4) + 1, "\"k\": ");
+          checksum += kk ? atoll(kk + 5) : 0;
+        }
+      }
+      PQclear(r);
+    }
   } else if (strcmp(workload, "insert") == 0) {
     /* parameterised inserts inside one transaction */
     PQclear(must(c, PQexec(c, "create temp table bench_ins (id int8, name text, data jsonb)"), "create"));
@@ -96,6 +127,86 @@ int main(int argc, char **argv) {
       PQclear(r);
     }
     PQclear(must(c, PQexec(c, "commit"), "commit"));
+  } else if (strcmp(workload, "copy") == 0) {
+    /* COPY FROM STDIN, one text line per row, formatted with snprintf */
+    PGresult *r;
+    PQclear(must(c, PQexec(c, "create temp table bench_copy (id int8, name text, data jsonb)"), "create"));
+    started = now();
+    cpu_started = clock();
+    r = PQexec(c, "COPY bench_copy (id, name, data) FROM STDIN");
+    if (PQresultStatus(r) != PGRES_COPY_IN) die(c, "copy");
+    PQclear(r);
+    for (i = 0; i < n; i++) {
+      char line[128];
+      int len = snprintf(line, sizeof line, "%ld\ta name\t{\"n\":%ld,\"ok\":true}\n", i, i);
+      if (PQputCopyData(c, line, len) != 1) die(c, "copy data");
+    }
+    if (PQputCopyEnd(c, NULL) != 1) die(c, "copy end");
+    r = must(c, PQgetResult(c), "copy result");
+    checksum += atoll(PQcmdTuples(r));
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL) PQclear(r);
+  } else if (strcmp(workload, "pipeline") == 0 || strcmp(workload, "pipeline_tx") == 0) {
+    /* batches of 1000 prepared inserts in pipeline mode: a sync after each
+     * statement (each its own transaction), or one sync per batch inside
+     * BEGIN/COMMIT (pipeline_tx) */
+    int in_tx = strcmp(workload, "pipeline_tx") == 0;
+    long b, batches = n / 1000, j;
+    PQclear(must(c, PQexec(c, "create temp table bench_pipe (id int8, name text)"), "create"));
+    PQclear(must(c, PQprepare(c, "i", "insert into bench_pipe values ($1, $2)", 2, NULL), "prepare"));
+    started = now();
+    cpu_started = clock();
+    for (b = 0; b < batches; b++) {
+      PGresult *r;
+      if (in_tx) PQclear(must(c, PQexec(c, "begin"), "begin"));
+      if (!PQenterPipelineMode(c)) die(c, "pipeline");
+      for (j = 0; j < 1000; j++) {
+        char id[24];
+        const char *values[2];
+        snprintf(id, sizeof id, "%ld", b * 1000 + j);
+        values[0] = id;
+        values[1] = "a name";
+        if (!PQsendQueryPrepared(c, "i", 2, values, NULL, NULL, 0)) die(c, "send");
+        if (!in_tx && !PQpipelineSync(c)) die(c, "sync");
+      }
+      if (in_tx && !PQpipelineSync(c)) die(c, "sync");
+      for (j = 0; j < 1000; j++) {
+        r = must(c, PQgetResult(c), "result");
+        checksum += atoll(PQcmdTuples(r));
+        PQclear(r);
+        r = PQgetResult(c);              /* NULL: the end of this statement */
+        if (r) die(c, "extra result");
+        if (!in_tx) {
+          r = PQgetResult(c);
+          if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) die(c, "sync result");
+          PQclear(r);
+        }
+      }
+      if (in_tx) {
+        r = PQgetResult(c);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) die(c, "sync result");
+        PQclear(r);
+      }
+      if (!PQexitPipelineMode(c)) die(c, "exit pipeline");
+      if (in_tx) PQclear(must(c, PQexec(c, "commit"), "commit"));
+    }
+  } else if (strcmp(workload, "stream") == 0) {
+    /* n rows in single-row mode: flat memory */
+    char sql[128];
+    PGresult *r;
+    snprintf(sql, sizeof sql, "select g as id, 'row ' || g as name from generate_series(1, %ld) g", n);
+    started = now();
+    cpu_started = clock();
+    if (!PQsendQuery(c, sql) || !PQsetSingleRowMode(c)) die(c, "send");
+    while ((r = PQgetResult(c)) != NULL) {
+      ExecStatusType st = PQresultStatus(r);
+      if (st == PGRES_SINGLE_TUPLE) {
+        checksum += atoll(PQgetvalue(r, 0, 0)) + (long long)strlen(PQgetvalue(r, 0, 1));
+      } else if (st != PGRES_TUPLES_OK) {
+        die(c, "stream");
+      }
+      PQclear(r);
+    }
   } else {
     fprintf(stderr, "libpq_bench: unknown workload %s\n", workload);
     return 2;

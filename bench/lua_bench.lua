@@ -26,7 +26,7 @@ if workload == "point" then
     local row = assert(exec:query(sql, i))[1]
     checksum = checksum + row.id + #row.email + (row.active and 1 or 0)
   end
-elseif workload == "wide" then
+elseif workload == "wide" or workload == "wide_binary" then -- both: binary results when it can
   local sql = "select g as id, 'name ' || g as name, g * 1.5::float8 as score, g % 2 = 0 as even, "
     .. "jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) as meta "
     .. "from generate_series(1, 1000) g"
@@ -48,6 +48,39 @@ elseif workload == "insert" then
       checksum = checksum + assert(tx:query(sql, i, "a name", { n = i, ok = true })).affected_rows
     end
   end))
+elseif workload == "copy" then
+  assert(exec:query("create temp table bench_copy (id int8, name text, data jsonb)"))
+  started, cpu_started = wall(), os.clock()
+  local i = -1
+  checksum = assert(exec:copy_in("COPY bench_copy (id, name, data) FROM STDIN", function()
+    i = i + 1
+    if i < n then return { i, "a name", { n = i, ok = true } } end
+  end))
+elseif workload == "pipeline" or workload == "pipeline_tx" then
+  -- batches of 1000 inserts: outside a transaction (a sync after each) or in one
+  assert(exec:query("create temp table bench_pipe (id int8, name text)"))
+  local sql = "insert into bench_pipe values ($1, $2)"
+  local function batch(x, b)
+    local results = assert(x:pipeline(function(p)
+      for j = 0, 999 do p:query(sql, b * 1000 + j, "a name") end
+    end))
+    assert(results.errors == 0)
+    for j = 1, #results do checksum = checksum + results[j].affected_rows end
+  end
+  started, cpu_started = wall(), os.clock()
+  for b = 0, math.floor(n / 1000) - 1 do
+    if workload == "pipeline_tx" then
+      assert(exec:transaction(function(tx) batch(tx, b) end))
+    else
+      batch(exec, b)
+    end
+  end
+elseif workload == "stream" then
+  local sql = "select g as id, 'row ' || g as name from generate_series(1, $1) g"
+  started, cpu_started = wall(), os.clock()
+  for row in assert(exec:rows(sql, n)) do
+    checksum = checksum + row.id + #row.name
+  end
 else
   error("unknown workload " .. workload)
 end

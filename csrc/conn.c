@@ -55,20 +55,18 @@ void crpg_abandon_conn(conn_handle *h) {
   }
 }
 
-/* Before a statement on the bare connection: cleans what a collected
- * transaction left (bounded in time) and refuses a connection whose open
- * transaction belongs to another coroutine (raises). Returns 0, or pushes
- * nil, err and returns 2. */
-static int conn_ready(lua_State *L, conn_handle *h) {
+/* Fills t for statements on the connection at idx (hooks pushed). First
+ * cleans what a collected transaction left (bounded in time; a failure marks
+ * the session broken, which the statement then reports as kind closed) and
+ * raises when the connection's open transaction belongs to another coroutine:
+ * its statements must not land inside someone else's transaction. */
+void crpg_conn_target(lua_State *L, int idx, exec_target *t) {
+  conn_handle *h = crpg_check_conn(L, idx);
   session *s = h->s;
-  if (s->abandoned >= 0 && session_settle(s, SESSION_SETTLE_TIMEOUT) != 0)
-    return crpg_push_error(L, KIND_CLOSED, "connection was given up: cleaning a collected transaction did not finish in time");
+  if (s->abandoned >= 0) (void)session_settle_tx(s, SESSION_SETTLE_TIMEOUT);
   if (s->tx_id && s->tx_owner != (const void *)L)
     luaL_error(L, "connection is busy in a transaction of another coroutine");
-  return 0;
-}
-
-static void target_of(lua_State *L, int idx, conn_handle *h, exec_target *t) {
+  idx = lua_absindex(L, idx);
   t->s = h->s;
   t->pool = h->pool;
   t->slow_ms = h->slow_ms;
@@ -144,20 +142,16 @@ static int pg_connect(lua_State *L) {
 /* conn:query(sql, ...) -> res | nil, err */
 static int conn_query(lua_State *L) {
   int n = lua_gettop(L) - 2;
-  conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
-  if (conn_ready(L, h)) return 2;
-  target_of(L, 1, h, &t);
+  crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
 
 /* conn:exec(script) -> res | nil, err  (several statements, no parameters) */
 static int conn_exec(lua_State *L) {
-  conn_handle *h = crpg_check_conn(L, 1);
   exec_target t;
   lua_settop(L, 2);
-  if (conn_ready(L, h)) return 2;
-  target_of(L, 1, h, &t);
+  crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 0, 0, 1);
 }
 
@@ -187,15 +181,16 @@ static int conn_is_closed(lua_State *L) {
   return 1;
 }
 
-/* conn:cache_stats() -> { size, entries, hits, misses, replans } */
+/* conn:cache_stats() -> { size, entries, hits, misses, replans, binary_results } */
 static int conn_cache_stats(lua_State *L) {
   session *s = crpg_check_conn(L, 1)->s;
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, s->cache_size); lua_setfield(L, -2, "size");
   lua_pushinteger(L, s->cache_count); lua_setfield(L, -2, "entries");
   lua_pushinteger(L, (lua_Integer)s->cache_hits); lua_setfield(L, -2, "hits");
   lua_pushinteger(L, (lua_Integer)s->cache_misses); lua_setfield(L, -2, "misses");
   lua_pushinteger(L, (lua_Integer)s->cache_replans); lua_setfield(L, -2, "replans");
+  lua_pushinteger(L, (lua_Integer)s->binary_results); lua_setfield(L, -2, "binary_results");
   return 1;
 }
 

@@ -1,9 +1,10 @@
 /* Declarations shared by the Lua-facing files of coderunner.pg (the C core's
  * Lua side): metatable names, the handle types, and the functions one file
  * offers another. Files call one way, each only files listed above it:
- *   pure C:  strbuf, array_literal, bytea, redact, json, sql_split, sqlstate,
- *            pgtype, session, pool_core
+ *   pure C:  strbuf, array_literal, bytea, redact, json, sql_split, sqlstate, copy_text,
+ *            binary, conninfo, pgtype, session, pool_core, pool_registry
  *   Lua:     auxlib, error, json_value, params, result, exec, conn, pool, tx,
+ *            copy, rows, pipeline, notify,
  *            module (the opener; nothing calls it)
  * `make lint` checks this on the object files (scripts/callgraph.py). */
 #ifndef CRPG_CRPG_H
@@ -26,6 +27,8 @@
 #define CRPG_ARRAY_MT      "coderunner.pg.array"       /* pg.array(t) parameter wrapper */
 #define CRPG_BYTEA_MT      "coderunner.pg.bytea"       /* pg.bytea(s) parameter wrapper */
 #define CRPG_JSON_ARRAY_MT "coderunner.pg.json_array"  /* marks decoded JSON arrays */
+#define CRPG_ROWS_MT       "coderunner.pg.rows"
+#define CRPG_PIPELINE_MT   "coderunner.pg.pipeline"
 #define CRPG_TYPES_KEY     "coderunner.pg.types"       /* registry: pg.register_type decoders */
 
 /* A Lua connection object: owns its session, or borrows one from a pool. */
@@ -89,6 +92,12 @@ int crpg_json_decode(lua_State *L, const char *text, size_t len);               
  * returns 1, or pushes nil, err and returns 2 when a value cannot be decoded.
  * hooks: stack index of the executor's hooks table, or 0. Clears r. */
 int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks);
+/* The same without res.columns, affected_rows and command: for rows streamed
+ * one result at a time (rows.c). */
+int crpg_push_result_rows(lua_State *L, session *s, PGresult *r, int hooks);
+/* 1 when a decoder is registered (for the executor whose hooks table is at
+ * hooks, or 0, or for the module): results then stay in text. */
+int crpg_decoders_registered(lua_State *L, int hooks);
 void crpg_open_result(lua_State *L);        /* pg.register_type */
 
 /* exec.c: runs one statement (params from index first, n of them; simple = 1
@@ -103,6 +112,11 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
 /* The statement at sql_idx: a string, or { sql = "...", timeout = seconds }
  * (timeout then overrides *timeout). Raises on misuse. */
 const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout);
+/* The bookkeeping after a statement that did not go through crpg_run (COPY,
+ * pipelines, streams): counts it in the pool (failed_kind < 0: succeeded),
+ * delivers notices, reports it when slow. Leaves the stack as it was. */
+void crpg_after_statement(lua_State *L, exec_target *t, const char *sql, size_t sql_len, double ms,
+                          int failed_kind, int hit);
 
 /* conn.c */
 conn_handle *crpg_check_conn(lua_State *L, int idx);
@@ -112,6 +126,8 @@ conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, 
 void crpg_release_conn(conn_handle *h);     /* back to its pool, or closed */
 void crpg_abandon_conn(conn_handle *h);     /* the same from a finalizer: no network wait */
 void crpg_open_conn(lua_State *L);
+/* Fills t for the open connection at idx; pushes its hooks table. */
+void crpg_conn_target(lua_State *L, int idx, exec_target *t);
 
 /* pool.c */
 int crpg_pool_push_conn(lua_State *L, int idx);     /* pushes a borrowed conn (1) or nil, err (2) */
@@ -122,5 +138,28 @@ void crpg_open_pool(lua_State *L);
 int crpg_transaction(lua_State *L);         /* executor:transaction(fn, opts) */
 int crpg_begin(lua_State *L);               /* executor:begin(opts) */
 void crpg_open_tx(lua_State *L);
+/* Pushes the connection object an executor (conn, pool or active tx at idx)
+ * runs on. Returns 0 (its own or its transaction's connection), 1 (borrowed
+ * from the pool for the caller, who releases it with crpg_release_conn), or
+ * -1 with nil, err pushed instead (the pool could not lend one). */
+int crpg_push_executor_conn(lua_State *L, int idx);
+
+/* copy.c: executor:copy_in(sql, rows) */
+int crpg_copy_in(lua_State *L);
+
+/* rows.c: the rows iterator (coderunner.pg.rows): executor:rows(sql, ...),
+ * executor:copy_out(sql [, opts]) */
+int crpg_rows(lua_State *L);
+int crpg_copy_out(lua_State *L);
+void crpg_open_rows(lua_State *L);
+
+/* pipeline.c: the pipeline (coderunner.pg.pipeline): executor:pipeline(fn),
+ * executor:batch(list) */
+int crpg_pipeline(lua_State *L);
+int crpg_batch(lua_State *L);
+void crpg_open_pipeline(lua_State *L);
+
+/* notify.c: conn:listen(channel), conn:unlisten(channel), conn:wait_notification(timeout) */
+void crpg_open_notify(lua_State *L);
 
 #endif

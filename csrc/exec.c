@@ -160,7 +160,7 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
   PGresult *r;
   ExecStatusType st;
   double started, ms;
-  int hit = 0, ok, slow, result_idx;
+  int hit = 0, ok;
   error_kind kind = KIND_COUNT;
 
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
@@ -168,6 +168,7 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
     return crpg_push_error(L, KIND_CLOSED, "connection was given up: a statement passed its deadline "
                                            "and the server did not answer the cancel");
   if (!simple && crpg_fix_array_delims(L, s, sql, sql_len, first, ps)) return 2;
+  if (s->stream_open) session_settle(s); /* an abandoned rows iterator or COPY */
   if (s->decoding) { /* a previous decode raised (out of memory) */
     PQclear(s->decoding);
     s->decoding = NULL;
@@ -176,8 +177,12 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
 
   started = session_now();
   s->deadline = timeout > 0 ? started + timeout : 0;
-  if (simple) r = session_query(s, sql);
-  else r = session_exec(s, sql, sql_len, ps->n, ps->types, ps->values, ps->lengths, ps->formats, &hit);
+  if (simple) {
+    r = session_query(s, sql);
+  } else {
+    s->want_binary = !crpg_decoders_registered(L, t->hooks); /* registered decoders read text */
+    r = session_exec(s, sql, sql_len, ps->n, ps->types, ps->values, ps->lengths, ps->formats, &hit);
+  }
   s->deadline = 0;
   ms = (session_now() - started) * 1000.0;
 
@@ -213,11 +218,16 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
       PQclear(r);
     }
   }
-  result_idx = lua_gettop(L);
-  slow = t->slow_ms >= 0 && ms >= t->slow_ms;
-  if (t->pool) pool_core_count_query(t->pool, ok ? -1 : (int)kind, slow, hit);
-  if (s->notices) deliver_notices(L, t);
-  if (slow) report_slow(L, t, sql, sql_len, ms);
-  lua_settop(L, result_idx);
+  crpg_after_statement(L, t, sql, sql_len, ms, ok ? -1 : (int)kind, hit);
   return ok ? 1 : 2;
+}
+
+void crpg_after_statement(lua_State *L, exec_target *t, const char *sql, size_t sql_len, double ms,
+                          int failed_kind, int hit) {
+  int top = lua_gettop(L);
+  int slow = t->slow_ms >= 0 && ms >= t->slow_ms;
+  if (t->pool) pool_core_count_query(t->pool, failed_kind, slow, hit);
+  if (t->s->notices) deliver_notices(L, t);
+  if (slow) report_slow(L, t, sql, sql_len, ms);
+  lua_settop(L, top);
 }

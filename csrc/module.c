@@ -1,7 +1,8 @@
 /* coderunner.pg: the opener. Builds the module table (the parameter wrappers
  * pg.json, pg.array, pg.bytea; pg.null; small pure helpers exposed to Lua),
  * opens each type, and installs the methods the executor types share
- * (transaction, begin) into the conn, pool and tx metatables, so no type
+ * (transaction, begin, copy_in, copy_out, rows, pipeline, batch) into the
+ * conn, pool and tx metatables, so no type
  * names another's functions. Nothing calls this file; its only exported symbol
  * is luaopen_coderunner_pg. */
 #include <errno.h>
@@ -177,6 +178,11 @@ static void add_executor_methods(lua_State *L, const char *name) {
   static const luaL_Reg shared[] = {
     {"transaction", crpg_transaction},
     {"begin", crpg_begin},
+    {"copy_in", crpg_copy_in},
+    {"copy_out", crpg_copy_out},
+    {"rows", crpg_rows},
+    {"pipeline", crpg_pipeline},
+    {"batch", crpg_batch},
     {NULL, NULL},
   };
   luaL_getmetatable(L, name);
@@ -225,6 +231,9 @@ int luaopen_coderunner_pg(lua_State *L) {
   crpg_open_pool(L);
   crpg_open_tx(L);
   crpg_open_result(L);
+  crpg_open_rows(L);
+  crpg_open_pipeline(L);
+  crpg_open_notify(L);
   add_executor_methods(L, CRPG_CONN_MT);
   add_executor_methods(L, CRPG_POOL_MT);
   add_executor_methods(L, CRPG_TX_MT);

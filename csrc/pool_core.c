@@ -305,7 +305,7 @@ error_kind pool_core_acquire_for(pool_core *p, double timeout, int count, sessio
     if (s) {
       int ok = session_check_idle(s) == 0;
       /* a transaction abandoned by a finalizer: roll it back now, bounded */
-      if (ok && s->abandoned >= 0) ok = session_settle(s, SESSION_SETTLE_TIMEOUT) == 0;
+      if (ok && s->abandoned >= 0) ok = session_settle_tx(s, SESSION_SETTLE_TIMEOUT) == 0;
       /* nothing the previous borrower changed reaches the next one */
       if (ok && needs_reset(p, s)) {
         ok = session_reset(s, RESET_TIMEOUT) == 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "array_literal.h"
+#include "binary.h"
 #include "bytea.h"
 #include "crpg.h"
 
@@ -131,6 +132,42 @@ static int push_scalar(lua_State *L, const column_decoder *d, const char *s, siz
   }
 }
 
+/* Pushes one value that came in binary: the session asks for binary results
+ * only when every column's type is one binary_eligible names, and only when
+ * no decoder is registered (crpg_decoders_registered). The values are the
+ * ones push_scalar makes of the same column in text. Returns 0, or -1. */
+static int push_binary(lua_State *L, Oid oid, const char *v, size_t len) {
+  long long iv;
+  double dv;
+  char uuid[36];
+  switch (oid) {
+    case 20: case 21: case 23: case 26:   /* int8 int2 int4 oid */
+      if (binary_int(v, len, oid == 26, &iv)) return -1;
+      crpg_pushint64(L, iv);
+      return 0;
+    case 701:
+      if (binary_float8(v, len, &dv)) return -1;
+      lua_pushnumber(L, (lua_Number)dv);
+      return 0;
+    case 16:
+      if (len != 1) return -1;
+      lua_pushboolean(L, v[0] != 0);
+      return 0;
+    case 3802:                            /* jsonb: a version byte, then the text */
+      if (len < 1 || v[0] != 1) return -1;
+      return crpg_json_decode(L, v + 1, len - 1);
+    case 114:
+      return crpg_json_decode(L, v, len);
+    case 2950:
+      if (binary_uuid(v, len, uuid)) return -1;
+      lua_pushlstring(L, uuid, sizeof uuid);
+      return 0;
+    default:                              /* bytea, text, varchar, bpchar, name: the bytes */
+      lua_pushlstring(L, v, len);
+      return 0;
+  }
+}
+
 /* ---- arrays ------------------------------------------------------------------ */
 
 typedef struct array_builder {
@@ -231,6 +268,12 @@ static int push_nonempty(lua_State *L, int t, const char *field) {
   return 0;
 }
 
+int crpg_decoders_registered(lua_State *L, int hooks) {
+  int yes = (hooks && push_nonempty(L, hooks, "types")) || push_nonempty(L, LUA_REGISTRYINDEX, CRPG_TYPES_KEY);
+  if (yes) lua_pop(L, 1);
+  return yes;
+}
+
 /* Pushes the table oid -> fn of the decoders that apply (the executor's, then
  * the module's) and returns its index, or returns 0 with nothing pushed (the
  * common case: no table is made). */
@@ -280,7 +323,7 @@ static void push_columns(lua_State *L, session *s, const PGresult *r, int ncols)
   }
 }
 
-int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
+static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int meta) {
   int nrows = PQntuples(r), ncols = PQnfields(r), row, col;
   int base, names, res, reg;
   column_decoder decoders[64], *dec = decoders;
@@ -312,23 +355,28 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
       v = PQgetvalue(r, row, col);
       len = (size_t)PQgetlength(r, row, col);
       lua_pushvalue(L, names + col);
-      if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
+      if (PQfformat(r, col) == 1) {
+        if (push_binary(L, PQftype(r, col), v, len))
+          return decode_error(L, s, r, base, col, "the binary value cannot be decoded");
+      } else if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
         return decode_error(L, s, r, base, col,
                             dec[col].is_array ? "the array cannot be decoded" : "the value cannot be decoded");
       lua_rawset(L, -3);
     }
     lua_rawseti(L, res, row + 1);
   }
-  push_columns(L, s, r, ncols);
-  lua_setfield(L, res, "columns");
-  if (tuples && *tuples) {
-    lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
-    lua_setfield(L, res, "affected_rows");
-  }
-  if (status && *status) {
-    for (verb = 0; status[verb] && status[verb] != ' '; verb++) {}
-    lua_pushlstring(L, status, verb);
-    lua_setfield(L, res, "command");
+  if (meta) { /* res.columns, affected_rows, command */
+    push_columns(L, s, r, ncols);
+    lua_setfield(L, res, "columns");
+    if (tuples && *tuples) {
+      lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
+      lua_setfield(L, res, "affected_rows");
+    }
+    if (status && *status) {
+      for (verb = 0; status[verb] && status[verb] != ' '; verb++) {}
+      lua_pushlstring(L, status, verb);
+      lua_setfield(L, res, "command");
+    }
   }
   if (res > base + 1) {
     lua_replace(L, base + 1); /* over the scratch values */
@@ -337,6 +385,14 @@ int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
   s->decoding = NULL;
   PQclear(r);
   return 1;
+}
+
+int crpg_push_result(lua_State *L, session *s, PGresult *r, int hooks) {
+  return push_result(L, s, r, hooks, 1);
+}
+
+int crpg_push_result_rows(lua_State *L, session *s, PGresult *r, int hooks) {
+  return push_result(L, s, r, hooks, 0);
 }
 
 /* pg.register_type(name_or_oid, decode_fn [, executor]) -> true

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "binary.h"
 #include "redact.h"
 #include "sqlstate.h"
 #include "strbuf.h"
@@ -316,8 +317,6 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   s->abandoned = -1;
   s->cancel_token = cancel_register(pg);
   PQsetNoticeReceiver(pg, on_notice, s);
-  /* sends never block: session_query waits on the socket with its deadline */
-  PQsetnonblocking(pg, 1);
   return s;
 }
 
@@ -527,9 +526,20 @@ static PGresult *finish(session *s, int sent) {
   return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
 }
 
+/* While a statement is sent and awaited the connection is non-blocking, so
+ * that a send to a server that stopped reading waits on the socket (with the
+ * deadline) instead of in the kernel; COPY and pipelines set their own mode. */
+static void nonblocking(session *s, int on) {
+  if (s->pg) (void)PQsetnonblocking(s->pg, on);
+}
+
 PGresult *session_query(session *s, const char *sql) {
+  PGresult *r;
   s->timed_out = 0;
-  return finish(s, PQsendQuery(s->pg, sql));
+  nonblocking(s, 1);
+  r = finish(s, PQsendQuery(s->pg, sql));
+  nonblocking(s, 0);
+  return r;
 }
 
 void session_savepoint_name(char *buf, size_t n, unsigned id) {
@@ -543,7 +553,7 @@ void session_tx_reset(session *s) {
   s->abandoned = -1;
 }
 
-int session_settle(session *s, double timeout) {
+int session_settle_tx(session *s, double timeout) {
   char sql[160];
   PGresult *r;
   int depth = s->abandoned, ok;
@@ -595,6 +605,43 @@ int session_check_idle(session *s) {
   if (s->fatal_seen || session_is_broken(s)) return -1;
   while ((note = PQnotifies(s->pg)) != NULL) PQfreemem(note);
   return 0;
+}
+
+void session_settle(session *s) {
+  PGresult *r;
+  long empty = 0;
+  if (!s->stream_open) return;
+  s->stream_open = 0;
+  s->stream_gen++;
+  if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) return;
+  if (PQconsumeInput(s->pg) && PQisBusy(s->pg)) {
+    PGcancel *c = PQgetCancel(s->pg);
+    if (c) {
+      char err[256];
+      (void)PQcancel(c, err, sizeof err);
+      PQfreeCancel(c);
+    }
+  }
+  if (PQpipelineStatus(s->pg) != PQ_PIPELINE_OFF) (void)PQpipelineSync(s->pg);
+  for (;;) {
+    ExecStatusType st;
+    r = PQgetResult(s->pg);
+    if (!r) {
+      if (PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF || PQexitPipelineMode(s->pg)) break;
+      if (++empty > 100000) break;  /* never spin on a broken pipeline */
+      continue;  /* results of later pipelined statements remain */
+    }
+    st = PQresultStatus(r);
+    PQclear(r);
+    if (st == PGRES_COPY_OUT) {
+      char *row;
+      while (PQgetCopyData(s->pg, &row, 0) > 0) PQfreemem(row);
+    } else if (st == PGRES_COPY_IN) {
+      (void)PQputCopyEnd(s->pg, "abandoned by the client");
+    } else if (st == PGRES_FATAL_ERROR && PQstatus(s->pg) != CONNECTION_OK) {
+      break;
+    }
+  }
 }
 
 /* FNV-1a over the SQL text and the parameter types. */
@@ -657,12 +704,30 @@ static int is_stale_plan(const PGresult *r) {
                          PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan;
 }
 
+/* Learns (once per entry) whether every result column of the prepared
+ * statement may come in binary. A failed describe leaves it unknown (text). */
+static int result_format(session *s, stmt_entry *e, const char *name) {
+  if (e->result_format < 0) {
+    PGresult *r = PQdescribePrepared(s->pg, name);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      int i, n = PQnfields(r), ok = n > 0;
+      for (i = 0; i < n && ok; i++) ok = binary_eligible(PQftype(r, i));
+      e->result_format = ok;
+    }
+    PQclear(r);
+  }
+  return e->result_format > 0;
+}
+
 static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,
                                const int *lengths, const int *formats) {
   char name[32];
+  int binary;
   stmt_name(name, sizeof name, e->id);
   e->last_used = ++s->tick;
-  return finish(s, PQsendQueryPrepared(s->pg, name, nparams, values, lengths, formats, 0));
+  binary = s->want_binary && result_format(s, e, name);
+  if (binary) s->binary_results++;
+  return finish(s, PQsendQueryPrepared(s->pg, name, nparams, values, lengths, formats, binary));
 }
 
 /* Prepares sql under a new name, evicting the least recently used entry when
@@ -711,15 +776,30 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->types = typecopy;
   e->nparams = nparams;
   e->described = NULL;
+  e->result_format = -1;
   e->id = id;
   e->last_used = 0;
   *out = e;
   return NULL;
 }
 
+static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int nparams,
+                             const Oid *types, const char *const *values,
+                             const int *lengths, const int *formats, int *cache_hit);
+
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit) {
+  PGresult *r;
+  nonblocking(s, 1);
+  r = exec_cached(s, sql, sql_len, nparams, types, values, lengths, formats, cache_hit);
+  nonblocking(s, 0);
+  return r;
+}
+
+static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int nparams,
+                             const Oid *types, const char *const *values,
+                             const int *lengths, const int *formats, int *cache_hit) {
   unsigned long long h;
   stmt_entry *e;
   PGresult *r;
@@ -833,6 +913,61 @@ int session_reset(session *s, double timeout) {
   }
   s->used = s->dirty = 0;
   return 0;
+}
+
+
+int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, const Oid *types,
+                          char *name, size_t namelen) {
+  unsigned long long h;
+  stmt_entry *e;
+  char *copy;
+  Oid *typecopy;
+  int i;
+  if (s->cache_size == 0) return 0;
+  h = hash_sql(sql, len, nparams, types);
+  e = cache_find(s, h, sql, len, nparams, types);
+  if (e) {
+    s->cache_hits++;
+    e->last_used = ++s->tick;
+    stmt_name(name, namelen, e->id);
+    return 1;
+  }
+  if (s->cache_count == s->cache_size) return 0;  /* evicting would need a round trip */
+  copy = malloc(len + 1);
+  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+  if (!copy || !typecopy) {
+    free(copy);
+    free(typecopy);
+    return 0;
+  }
+  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  s->cache_misses++;
+  e = &s->cache[s->cache_count++];
+  e->hash = h;
+  e->sql = copy;
+  e->len = len;
+  e->types = typecopy;
+  e->nparams = nparams;
+  e->described = NULL;
+  e->result_format = -1;
+  e->id = s->next_stmt_id++;
+  e->last_used = ++s->tick;
+  stmt_name(name, namelen, e->id);
+  return 2;
+}
+
+void session_pipeline_forget(session *s, const char *name) {
+  int i;
+  for (i = 0; i < s->cache_count; i++) {
+    char mine[32];
+    stmt_name(mine, sizeof mine, s->cache[i].id);
+    if (strcmp(mine, name) == 0) {
+      cache_drop(s, &s->cache[i], 0);
+      return;
+    }
+  }
 }
 
 /* Copies the parameter types of a described statement into out. */

@@ -22,6 +22,8 @@ typedef struct stmt_entry {
   Oid *types;                      /* nparams types (0: the server infers it) */
   int nparams;
   Oid *described;                  /* the server's parameter types, once asked, else NULL */
+  int result_format;               /* 1: every result column may come in binary (binary.h);
+                                    * 0: text; -1: not described yet */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
 } stmt_entry;
@@ -44,10 +46,17 @@ typedef struct session {
   unsigned long long tick;
   unsigned next_stmt_id;
   unsigned long long cache_hits, cache_misses, cache_replans;
+  int want_binary;                 /* set by the caller: cached statements whose columns
+                                    * allow it return binary results */
+  unsigned long long binary_results;  /* results that came in binary */
   /* notices received since the last drain, oldest first */
   notice *notices, *notices_tail;
   int notice_count;
   int fatal_seen;                  /* a FATAL arrived while idle: the backend is gone */
+  /* a statement whose results are read a piece at a time (rows iterator,
+   * COPY TO STDOUT) is still open; session_settle ends it before the next use */
+  int stream_open;
+  unsigned stream_gen;             /* bumped each time a stream ends */
   pgtype_cache types;              /* pg_type facts for OIDs outside the built-in list */
   /* client-side deadline of the statement in flight (see session_query) */
   double deadline;                 /* monotonic seconds; 0: none */
@@ -108,7 +117,7 @@ void session_tx_reset(session *s);
 /* Cleans what an abandoned transaction left (ROLLBACK, or ROLLBACK TO the
  * abandoned savepoint) within timeout seconds. 0 when the connection is clean
  * (or was), -1 when the cleanup failed: the connection is then broken. */
-int session_settle(session *s, double timeout);
+int session_settle_tx(session *s, double timeout);
 
 /* Folds a libpq message to one line in place: trailing newlines go, a
  * continuation line ("\n\tIs the server running...") joins with a space,
@@ -133,6 +142,19 @@ int session_reset(session *s, double timeout);
  * (err filled in). */
 int session_cancel_token(unsigned long long token, char *err, size_t errlen);
 
+/* For a statement sent in pipeline mode, where nothing may wait for a
+ * round trip: writes the cached statement's name for sql into name and
+ * returns 1; or adds a new entry, writes its name and returns 2 (the caller
+ * sends PQsendPrepare(name, ...) before executing it); or returns 0 when the
+ * statement must run unnamed (cache off, or full: evicting would need a
+ * DEALLOCATE round trip). */
+int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, const Oid *types,
+                          char *name, size_t namelen);
+
+/* Forgets the cache entry called name without telling the server (its
+ * pipelined prepare failed, or its plan went stale). */
+void session_pipeline_forget(session *s, const char *name);
+
 /* The types the server gives the parameters of sql prepared with types
  * (prepares it through the cache like session_exec, and asks once per entry).
  * Fills out[0..nparams). Returns NULL, or the failed result (the caller
@@ -149,6 +171,12 @@ int session_is_broken(const session *s);
 
 /* Detaches and returns the pending notices (the caller frees each with free). */
 notice *session_take_notices(session *s);
+
+/* Ends an open stream (stream_open) so the connection can run the next
+ * statement: reads what already arrived; if the statement is still running,
+ * asks the server to cancel it (PQcancel, on its own short connection), then
+ * reads and drops the remaining results, and leaves COPY or pipeline mode. */
+void session_settle(session *s);
 
 /* Forgets every cached statement (after DISCARD ALL, say). */
 void session_cache_clear(session *s);

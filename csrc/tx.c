@@ -43,7 +43,7 @@ static tx_handle *check_active(lua_State *L, int idx) {
   if (!is_live(tx))
     luaL_error(L, tx->depth ? "savepoint is no longer open: an enclosing level ended it"
                             : "transaction is no longer open on its connection");
-  if (s->abandoned >= 0) (void)session_settle(s, SESSION_SETTLE_TIMEOUT); /* a failure marks s broken */
+  if (s->abandoned >= 0) (void)session_settle_tx(s, SESSION_SETTLE_TIMEOUT); /* a failure marks s broken */
   return tx;
 }
 
@@ -259,7 +259,7 @@ static int start(lua_State *L, int self, int opts) {
     if (crpg_pool_push_conn(L, self) != 1) return 2;
   } else {
     s = crpg_check_conn(L, self)->s;
-    if (s->abandoned >= 0 && session_settle(s, SESSION_SETTLE_TIMEOUT) != 0)
+    if (s->abandoned >= 0 && session_settle_tx(s, SESSION_SETTLE_TIMEOUT) != 0)
       return crpg_push_error(L, KIND_CLOSED, "connection was given up: cleaning a collected transaction did not finish in time");
     if (s->tx_id)
       luaL_error(L, s->tx_owner == (const void *)L
@@ -396,6 +396,21 @@ int crpg_begin(lua_State *L) {
   if (opts) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   return start(L, 1, opts);
+}
+
+int crpg_push_executor_conn(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (luaL_testudata(L, idx, CRPG_TX_MT)) {
+    check_active(L, idx);
+    crpg_getuservalue(L, idx);
+    lua_getfield(L, -1, "conn");
+    lua_remove(L, -2);
+    return 0;
+  }
+  if (luaL_testudata(L, idx, CRPG_POOL_MT)) return crpg_pool_push_conn(L, idx) == 1 ? 1 : -1;
+  crpg_check_conn(L, idx);
+  lua_pushvalue(L, idx);
+  return 0;
 }
 
 /* tx:query(sql, ...) -> res | nil, err */

@@ -17,15 +17,17 @@ case "$mode" in
     export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
     lua5.4 test/lua/workout.lua 3
     lua5.4 /usr/bin/busted -o TAP spec/pg_types_spec.lua spec/pg_conn_spec.lua spec/pg_pool_spec.lua \
-      spec/pg_tx_spec.lua spec/pg_values_spec.lua spec/pg_named_pool_spec.lua spec/pg_tx_safety_spec.lua \
-      spec/pg_timeout_spec.lua spec/pg_reset_spec.lua spec/pg_pool_safety_spec.lua spec/pg_conn_safety_spec.lua
+      spec/pg_tx_spec.lua spec/pg_values_spec.lua spec/pg_named_pool_spec.lua spec/pg_wire_spec.lua \
+      spec/pg_binary_spec.lua spec/pg_tx_safety_spec.lua spec/pg_timeout_spec.lua spec/pg_reset_spec.lua \
+      spec/pg_pool_safety_spec.lua spec/pg_conn_safety_spec.lua
     ;;
   valgrind)
     export LUA_CPATH="$root/build/lua5.4/?.so;;"
     vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite"
     $vg lua5.4 test/lua/workout.lua 2
     $vg lua5.4 /usr/bin/busted -o TAP spec/pg_types_spec.lua spec/pg_conn_spec.lua spec/pg_pool_spec.lua \
-      spec/pg_tx_spec.lua spec/pg_values_spec.lua spec/pg_named_pool_spec.lua
+      spec/pg_tx_spec.lua spec/pg_values_spec.lua spec/pg_named_pool_spec.lua spec/pg_wire_spec.lua \
+      spec/pg_binary_spec.lua
     ;;
   *) echo "usage: sanitize.sh asan|valgrind" >&2; exit 2 ;;
 esac

@@ -7,10 +7,11 @@ local server = require "support.server"
 local VM = (os.getenv("CODERUNNER_LUA") or "lua"):gsub("%W", "")
 
 describe("schema 001_initial_schema", function()
-  local conn
+  local conn, db_url
 
   setup(function()
-    conn = assert(pg.connect(server.fresh_database("cr_schema_" .. VM)))
+    db_url = server.fresh_database("cr_schema_" .. VM)
+    conn = assert(pg.connect(db_url))
     assert(migrate.up(conn, { dir = "migrations" }))
   end)
   teardown(function() conn:close() end)
@@ -235,16 +236,41 @@ describe("schema 001_initial_schema", function()
     end)
   end)
 
+  describe("deployment status notifications (002_deployment_status_notify)", function()
+    it("notifies channel deployment_status with id, project_id, old and new status on commit", function()
+      local listener = assert(pg.connect(db_url))
+      assert(listener:listen("deployment_status"))
+      local user = assert(new_user("notify@example.com"))
+      local project = assert(new_project(user.id))
+      local d = assert(new_deployment(project.id))
+      assert(q("update deployments set status = 'building' where id = $1", d.id))
+      local note = assert(listener:wait_notification(5))
+      assert.equal("deployment_status", note.channel)
+      assert.equal(conn:backend_pid(), note.pid)
+      assert.same({ id = d.id, project_id = project.id, old_status = "pending", new_status = "building" },
+        pg.json_decode(note.payload))
+      -- no change of status, another column, or a rollback: nothing
+      assert(q("update deployments set status = 'building', public_url = 'https://x.example' where id = $1", d.id))
+      assert(conn:transaction(function(tx)
+        assert(tx:query("update deployments set status = 'failed' where id = $1", d.id))
+        return nil, pg.error("invalid_input", "roll back")
+      end) == nil)
+      assert.is_nil(listener:wait_notification(0.2))
+      listener:close()
+    end)
+  end)
+
   describe("down section", function()
     it("removes everything, and up builds it again", function()
       local runner = assert(migrate.new(conn, { dir = "migrations" }))
-      assert.same({ 1 }, { assert(runner:down()).reverted[1].version })
+      local reverted = assert(runner:down { steps = 2 }).reverted
+      assert.same({ 2, 1 }, { reverted[1].version, reverted[2].version })
       local rows = assert(q([[select
         (select count(*) from pg_class where relname in ('users', 'projects', 'deployments'))::int as tables,
         (select count(*) from pg_type where typname = 'deployment_status')::int as types,
         (select count(*) from pg_proc where proname = 'set_updated_at')::int as functions]]))
       assert.same({ tables = 0, types = 0, functions = 0 }, rows[1])
-      assert.equal(1, #assert(runner:up()).applied)
+      assert.equal(2, #assert(runner:up()).applied)
       assert(new_user("again@example.com"))
     end)
   end)

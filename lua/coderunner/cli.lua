@@ -38,7 +38,7 @@ cli.EXIT = {
 
 --- Command modules, in the order their commands appear in --help. A module that
 --- is not installed is left out.
-cli.modules = { "coderunner.cli.migrate", "coderunner.cli.service" }
+cli.modules = { "coderunner.cli.migrate", "coderunner.cli.service", "coderunner.cli.watch" }
 
 --- The version that --version prints.
 cli.VERSION = pg.version

@@ -77,6 +77,8 @@ int main(void)
   test_conninfo();
   test_pool_core();
   test_pool_registry();
+  test_copy_text();
+  test_binary();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

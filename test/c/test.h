@@ -34,5 +34,7 @@ void test_sql_split(void);
 void test_conninfo(void);
 void test_pool_core(void);
 void test_pool_registry(void);
+void test_copy_text(void);
+void test_binary(void);
 
 #endif

@@ -233,13 +233,77 @@ function Executor:transaction(fn, opts) end
 ---@return coderunner.pg.Error|nil err
 function Executor:begin(opts) end
 
+--- Loads rows with COPY ... FROM STDIN: an array of row arrays, or an iterator
+--- returning one row array per call and nil at the end. Values encode as
+--- parameters do (pg.null for NULL). Returns the number of rows stored; a bad
+--- row writes nothing and returns nil, err (kind invalid_input).
+---@param sql string  COPY table [(columns)] FROM STDIN
+---@param rows any[][]|fun(): any[]|nil
+---@return integer|nil count
+---@return coderunner.pg.Error|nil err
+function Executor:copy_in(sql, rows) end
+
+---@class coderunner.pg.CopyOutOptions
+---@field raw? boolean  yield each line as sent (newline included) instead of an array of fields
+
+--- Runs COPY ... TO STDOUT; iterates rows as arrays of text (NULL as pg.null),
+--- or raw lines. `for row in assert(x:copy_out(sql)) do ... end`
+---@param sql string
+---@param opts? coderunner.pg.CopyOutOptions
+---@return (fun(state: coderunner.pg.Rows): (string[]|string|nil))|nil iterator
+---@return coderunner.pg.Rows|coderunner.pg.Error state_or_err
+---@return nil
+---@return coderunner.pg.Rows closing
+function Executor:copy_out(sql, opts) end
+
+--- Streams a query's rows one at a time (single-row mode), each decoded as
+--- query decodes it. `for row in assert(x:rows(sql, ...)) do ... end`; a
+--- server error in the middle raises the error object from the loop.
+---@param sql string
+---@param ... coderunner.pg.Param
+---@return (fun(state: coderunner.pg.Rows): table|nil)|nil iterator
+---@return coderunner.pg.Rows|coderunner.pg.Error state_or_err
+---@return nil
+---@return coderunner.pg.Rows closing
+function Executor:rows(sql, ...) end
+
+---@class coderunner.pg.PipelineResults: (coderunner.pg.Result|coderunner.pg.Error)[]
+---@field errors integer  how many statements failed
+
+--- Runs fn(p); each p:query(sql, ...) is sent at once (pipeline mode); the
+--- results are read, in order, when fn returns.
+---@param fn fun(p: coderunner.pg.Pipeline)
+---@return coderunner.pg.PipelineResults results
+function Executor:pipeline(fn) end
+
+--- The statements { {sql, arg1, ...}, ... } in one pipeline. A bad entry
+--- returns nil, err before anything is sent.
+---@param list table[]
+---@return coderunner.pg.PipelineResults|nil results
+---@return coderunner.pg.Error|nil err
+function Executor:batch(list) end
+
+---@class coderunner.pg.Pipeline
+local Pipeline = {}
+--- Sends one statement; returns its index in the results. Raises on a
+--- parameter that cannot be encoded.
+---@param sql string
+---@param ... coderunner.pg.Param
+---@return integer
+function Pipeline:query(sql, ...) end
+
+---@class coderunner.pg.Rows  an open rows or copy_out iterator
+local Rows = {}
+--- Ends the stream now (cancelling the rest of the statement). Idempotent.
+function Rows:close() end
+
 ---@class coderunner.pg.Conn: coderunner.pg.Executor
 local Conn = {}
 ---@return boolean
 function Conn:close() end
 ---@return boolean
 function Conn:is_closed() end
---- {size, entries, hits, misses}
+--- {size, entries, hits, misses, replans, binary_results}
 ---@return table
 function Conn:cache_stats() end
 --- nil, err (invalid_input) for a NUL byte or text invalid in the client encoding.
@@ -273,6 +337,29 @@ function Conn:server_version() end
 --- The server process id of this connection.
 ---@return integer
 function Conn:backend_pid() end
+--- LISTEN on a channel (quoted as an identifier).
+---@param channel string
+---@return true|nil ok
+---@return coderunner.pg.Error|nil err
+function Conn:listen(channel) end
+--- UNLISTEN a channel.
+---@param channel string
+---@return true|nil ok
+---@return coderunner.pg.Error|nil err
+function Conn:unlisten(channel) end
+
+---@class coderunner.pg.Notification
+---@field channel string
+---@field payload string
+---@field pid integer  the sending backend's process id
+
+--- The next notification; nil when timeout seconds pass (none: wait for
+--- ever; 0: only look); nil, err when the connection is lost. Blocks the
+--- calling thread in poll().
+---@param timeout? number
+---@return coderunner.pg.Notification|nil note
+---@return coderunner.pg.Error|nil err
+function Conn:wait_notification(timeout) end
 
 ---@class coderunner.pg.Tx: coderunner.pg.Executor
 local Tx = {}
