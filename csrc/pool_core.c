@@ -355,6 +355,8 @@ static void release(pool_core *p, session *s, int may_io) {
     PQclear(s->decoding);
     s->decoding = NULL;
   }
+  /* a statement still in flight (an abandoned stream): discard, never wait on it */
+  if (keep && (s->stream_open || PQtransactionStatus(s->pg) == PQTRANS_ACTIVE)) keep = 0;
   if (keep && !may_io && PQtransactionStatus(s->pg) != PQTRANS_IDLE && s->abandoned < 0) s->abandoned = 0;
   if (keep && s->abandoned < 0) { /* abandoned: rolled back before the next lending, not here */
     PGTransactionStatusType ts = PQtransactionStatus(s->pg);
