@@ -101,7 +101,18 @@ $(TEST_C_BIN): test/c/*.c test/c/*.h $(PURE_SRC) $(PG_SRC) csrc/*.h
 	  -fno-sanitize-recover=all -Icsrc -I$(PG_INCDIR) -o $@ test/c/*.c $(PURE_SRC) $(PG_SRC) \
 	  -lm $(LIBS)
 
-# Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv.
+# A C program for a spec that needs a server: pg.cancel's token registry used
+# from another OS thread (spec/pg_cancel_thread_spec.lua builds it with this).
+CANCEL_THREAD := build/test/cancel_thread
+$(CANCEL_THREAD): test/pg/cancel_thread.c $(PURE_SRC) $(PG_SRC) csrc/*.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) $(OPT) -Icsrc -I$(PG_INCDIR) -o $@ $< \
+	  $(PURE_SRC) $(PG_SRC) -lm $(LIBS)
+
+# Every spec, on both VMs, against a throwaway cluster made by pg_virtualenv;
+# then the core's specs under ASan/UBSan (about half a minute) and each fuzzer
+# for TEST_FUZZ_SECONDS (about 40 s for all).
+TEST_FUZZ_SECONDS ?= 5
 test: deps
 	$(MAKE) build LUA=lua5.4
 	$(MAKE) build LUA=luajit
@@ -110,6 +121,8 @@ test: deps
 	pg_virtualenv -t sh scripts/run-specs.sh lua5.4 luajit
 	$(MAKE) test-rocks
 	$(MAKE) test-openresty
+	$(MAKE) asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # `luarocks make` into temporary Lua 5.4 and LuaJIT trees, then each tree used from
 # another directory (require, a transaction, `coderunner-db migrate status`).

@@ -1,5 +1,6 @@
 /* The connection object (coderunner.pg.conn): owns a session, or borrows one
  * from a pool_core; its statements run through exec.c. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "crpg.h"
@@ -23,19 +24,53 @@ void crpg_release_conn(conn_handle *h) {
   session *s = h->s;
   if (!s) return;
   h->s = NULL;
+  free(h->acquired_at);
+  h->acquired_at = NULL;
   if (h->pool) {
+    session_tx_reset(s); /* the pool rolls back whatever is open */
     pool_core_release(h->pool, s);
   } else {
     session_close(s);
   }
 }
 
+/* From a finalizer: like crpg_release_conn, but never waits on the network.
+ * A borrowed connection with anything open (a transaction, an abandoned one)
+ * goes back marked for a rollback, which the pool runs (bounded in time)
+ * before lending it again; an own connection closes (Terminate is sent
+ * without waiting: sessions are non-blocking). */
+void crpg_abandon_conn(conn_handle *h) {
+  session *s = h->s;
+  if (!s) return;
+  if (h->pool) {
+    int open = s->tx_id || s->abandoned >= 0 || PQtransactionStatus(s->pg) != PQTRANS_IDLE;
+    h->s = NULL;
+    free(h->acquired_at);
+    h->acquired_at = NULL;
+    session_tx_reset(s);
+    if (open) s->abandoned = 0;
+    pool_core_release_quiet(h->pool, s);
+  } else {
+    crpg_release_conn(h);
+  }
+}
+
+/* Fills t for statements on the connection at idx (hooks pushed). First
+ * cleans what a collected transaction left (bounded in time; a failure marks
+ * the session broken, which the statement then reports as kind closed) and
+ * raises when the connection's open transaction belongs to another coroutine:
+ * its statements must not land inside someone else's transaction. */
 void crpg_conn_target(lua_State *L, int idx, exec_target *t) {
   conn_handle *h = crpg_check_conn(L, idx);
+  session *s = h->s;
+  if (s->abandoned >= 0) (void)session_settle_tx(s, SESSION_SETTLE_TIMEOUT);
+  if (s->tx_id && s->tx_owner != (const void *)L)
+    luaL_error(L, "connection is busy in a transaction of another coroutine");
   idx = lua_absindex(L, idx);
   t->s = h->s;
   t->pool = h->pool;
   t->slow_ms = h->slow_ms;
+  t->timeout = h->timeout;
   crpg_getuservalue(L, idx);
   t->hooks = lua_gettop(L);
 }
@@ -47,6 +82,9 @@ conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, 
   h->s = s;
   h->pool = pool;
   h->slow_ms = slow_ms;
+  h->timeout = 0;
+  h->acquired_at = NULL;
+  h->lent_to_tx = 0;
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, lua_gettop(L), hooks);
@@ -63,12 +101,12 @@ static double opt_number(lua_State *L, int opts, const char *key, double dflt, d
 
 /* pg.connect([conninfo [, opts]]) -> conn | nil, err
  * conninfo: libpq keywords, a postgres:// URL, or "" for the PG* environment.
- * opts: statement_cache, connect_timeout, slow_query_ms, logger. */
+ * opts: statement_cache, connect_timeout, slow_query_ms, query_timeout, logger. */
 static int pg_connect(lua_State *L) {
   const char *conninfo = luaL_optstring(L, 1, "");
   int opts = lua_isnoneornil(L, 2) ? 0 : 2;
   int cache, timed_out;
-  double timeout, slow;
+  double timeout, slow, qtimeout;
   char err[512];
   conn_handle *h;
   session *s;
@@ -77,6 +115,7 @@ static int pg_connect(lua_State *L) {
   cache = (int)opt_number(L, opts, "statement_cache", DEFAULT_STATEMENT_CACHE, 0);
   timeout = opt_number(L, opts, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, 0.001);
   slow = opt_number(L, opts, "slow_query_ms", -1, -1);
+  qtimeout = opt_number(L, opts, "query_timeout", 0, 0);
   if (cache > 100000) luaL_error(L, "option statement_cache is too large");
   lua_settop(L, 2);
   lua_newtable(L); /* 3: hooks */
@@ -89,6 +128,7 @@ static int pg_connect(lua_State *L) {
   h = lua_newuserdatauv(L, sizeof *h, 1);
   memset(h, 0, sizeof *h);
   h->slow_ms = slow;
+  h->timeout = qtimeout;
   luaL_getmetatable(L, CRPG_CONN_MT);
   lua_setmetatable(L, -2);
   crpg_set_hooks(L, 4, 3);
@@ -103,7 +143,6 @@ static int pg_connect(lua_State *L) {
 static int conn_query(lua_State *L) {
   int n = lua_gettop(L) - 2;
   exec_target t;
-  luaL_checkstring(L, 2);
   crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 3, n < 0 ? 0 : n, 0);
 }
@@ -111,7 +150,6 @@ static int conn_query(lua_State *L) {
 /* conn:exec(script) -> res | nil, err  (several statements, no parameters) */
 static int conn_exec(lua_State *L) {
   exec_target t;
-  luaL_checkstring(L, 2);
   lua_settop(L, 2);
   crpg_conn_target(L, 1, &t);
   return crpg_run(L, &t, 2, 0, 0, 1);
@@ -122,6 +160,19 @@ static int conn_close(lua_State *L) {
   crpg_release_conn(to_conn(L, 1));
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* Finalizer: gives the connection back without waiting on the network. A
+ * borrowed connection collected without release is a leak: the pool reports
+ * it (with where it was taken, under leak_traceback) at its next use. */
+static int conn_gc(lua_State *L) {
+  conn_handle *h = to_conn(L, 1);
+  if (h->s && h->pool && !h->lent_to_tx) {
+    pool_core_note_leak(h->pool, h->acquired_at); /* takes acquired_at */
+    h->acquired_at = NULL;
+  }
+  crpg_abandon_conn(h);
+  return 0;
 }
 
 /* conn:is_closed() -> boolean */
@@ -143,21 +194,30 @@ static int conn_cache_stats(lua_State *L) {
   return 1;
 }
 
+/* Escapes the string argument with fn: NUL (which would cut the string
+ * short) and text invalid in the client encoding are refused. */
 static int escape_with(lua_State *L, char *(*fn)(PGconn *, const char *, size_t)) {
   session *s = crpg_check_conn(L, 1)->s;
   size_t len;
   const char *str = luaL_checklstring(L, 2, &len);
-  char *out = fn(s->pg, str, len);
-  if (!out) return luaL_error(L, "cannot escape: %s", PQerrorMessage(s->pg));
+  char *out;
+  if (memchr(str, 0, len)) return crpg_push_error(L, KIND_INVALID_INPUT, "cannot escape a string containing a NUL byte");
+  out = fn(s->pg, str, len);
+  if (!out) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "cannot escape: %s", PQerrorMessage(s->pg));
+    session_one_line(msg);
+    return crpg_push_error(L, KIND_INVALID_INPUT, msg);
+  }
   lua_pushstring(L, out);
   PQfreemem(out);
   return 1;
 }
 
-/* conn:escape_identifier(s) -> "\"quoted\"" */
+/* conn:escape_identifier(s) -> "\"quoted\"" | nil, err (invalid_input: NUL, bad encoding) */
 static int conn_escape_identifier(lua_State *L) { return escape_with(L, PQescapeIdentifier); }
 
-/* conn:escape_literal(s) -> "'quoted'" */
+/* conn:escape_literal(s) -> "'quoted'" | nil, err (invalid_input: NUL, bad encoding) */
 static int conn_escape_literal(lua_State *L) { return escape_with(L, PQescapeLiteral); }
 
 /* conn:parameter(name) -> server parameter (server_version, TimeZone, ...) or nil */
@@ -166,6 +226,49 @@ static int conn_parameter(lua_State *L) {
   const char *v = PQparameterStatus(s->pg, luaL_checkstring(L, 2));
   if (v) lua_pushstring(L, v); else lua_pushnil(L);
   return 1;
+}
+
+/* conn:option(name) -> the value of libpq connection option name in use
+ * (host, sslmode, keepalives_idle, ...), or nil; never the password. */
+static int conn_option(lua_State *L) {
+  session *s = crpg_check_conn(L, 1)->s;
+  const char *name = luaL_checkstring(L, 2);
+  PQconninfoOption *opts = PQconninfo(s->pg), *o;
+  lua_pushnil(L);
+  for (o = opts; o && o->keyword; o++) {
+    if (strcmp(o->keyword, name) == 0 && o->val && strcmp(name, "password") != 0 && o->dispchar[0] != '*') {
+      lua_pushstring(L, o->val);
+      break;
+    }
+  }
+  if (opts) PQconninfoFree(opts);
+  return 1;
+}
+
+/* conn:cancel_token() -> integer: names this connection to pg.cancel from
+ * any thread or Lua state of the process (a plain number crosses them). */
+static int conn_cancel_token(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)crpg_check_conn(L, 1)->s->cancel_token);
+  return 1;
+}
+
+/* pg.cancel(token) -> true (request delivered) | false (no open connection
+ * has that token) | nil, err. Thread-safe; the statement then fails with
+ * SQLSTATE 57014 (kind timeout). */
+static int pg_cancel(lua_State *L) {
+  char err[256];
+  int rc = session_cancel_token((unsigned long long)luaL_checkinteger(L, 1), err, sizeof err);
+  if (rc < 0) return crpg_push_error(L, KIND_CONNECT, err);
+  lua_pushboolean(L, rc == 1);
+  return 1;
+}
+
+/* conn:cancel() -> true | nil, err: pg.cancel(conn:cancel_token()) */
+static int conn_cancel(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)crpg_check_conn(L, 1)->s->cancel_token);
+  lua_replace(L, 1);
+  return pg_cancel(L);
 }
 
 /* conn:server_version() -> integer, e.g. 150004 */
@@ -202,17 +305,20 @@ void crpg_open_conn(lua_State *L) {
     {"escape_identifier", conn_escape_identifier},
     {"escape_literal", conn_escape_literal},
     {"parameter", conn_parameter},
+    {"option", conn_option},
+    {"cancel", conn_cancel},
+    {"cancel_token", conn_cancel_token},
     {"server_version", conn_server_version},
     {"backend_pid", conn_backend_pid},
     {NULL, NULL},
   };
   static const luaL_Reg metamethods[] = {
-    {"__gc", conn_close},
+    {"__gc", conn_gc},
     {"__close", conn_close},
     {"__tostring", conn_tostring},
     {NULL, NULL},
   };
-  static const luaL_Reg functions[] = {{"connect", pg_connect}, {NULL, NULL}};
+  static const luaL_Reg functions[] = {{"connect", pg_connect}, {"cancel", pg_cancel}, {NULL, NULL}};
   crpg_new_type(L, CRPG_CONN_MT, methods, metamethods);
   luaL_setfuncs(L, functions, 0);
 }

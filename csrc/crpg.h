@@ -36,6 +36,9 @@ typedef struct conn_handle {
   session *s;           /* NULL once closed or released */
   pool_core *pool;      /* set when borrowed from a pool */
   double slow_ms;       /* slow-query threshold, < 0 for none */
+  double timeout;       /* query_timeout in seconds, 0 for none */
+  char *acquired_at;    /* borrowed with leak_traceback: where (malloc'd), else NULL */
+  int lent_to_tx;       /* borrowed by pool:begin/transaction for its transaction */
 } conn_handle;         /* released to its pool: s == NULL && pool != NULL */
 
 /* Where a statement runs and whom it reports to. */
@@ -43,6 +46,7 @@ typedef struct exec_target {
   session *s;
   pool_core *pool;      /* counters, or NULL */
   double slow_ms;
+  double timeout;       /* client-side deadline per statement in seconds, 0 for none */
   int hooks;            /* stack index of the hooks table (logger, on_slow_query), or 0 */
 } exec_target;
 
@@ -100,6 +104,14 @@ void crpg_open_result(lua_State *L);        /* pg.register_type */
  * runs sql as a multi-statement script without parameters): encode, execute,
  * decode, count, notices, log, slow-query report. Pushes res or nil, err. */
 int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple);
+/* crpg_run in two steps, so that pool.c checks the parameters before it
+ * takes a connection: encode_statement checks and encodes the n parameters
+ * from first (0, or -1 with nil, err pushed); run_encoded runs them. */
+int crpg_encode_statement(lua_State *L, int sql_idx, int first, int n, param_set *ps);
+int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param_set *ps, int simple);
+/* The statement at sql_idx: a string, or { sql = "...", timeout = seconds }
+ * (timeout then overrides *timeout). Raises on misuse. */
+const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout);
 /* The bookkeeping after a statement that did not go through crpg_run (COPY,
  * pipelines, streams): counts it in the pool (failed_kind < 0: succeeded),
  * delivers notices, reports it when slow. Leaves the stack as it was. */
@@ -112,6 +124,7 @@ conn_handle *crpg_check_conn(lua_State *L, int idx);
  * or 0) becomes its hooks table. */
 conn_handle *crpg_push_borrowed_conn(lua_State *L, session *s, pool_core *pool, double slow_ms, int hooks);
 void crpg_release_conn(conn_handle *h);     /* back to its pool, or closed */
+void crpg_abandon_conn(conn_handle *h);     /* the same from a finalizer: no network wait */
 void crpg_open_conn(lua_State *L);
 /* Fills t for the open connection at idx; pushes its hooks table. */
 void crpg_conn_target(lua_State *L, int idx, exec_target *t);

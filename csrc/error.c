@@ -1,6 +1,7 @@
 /* Error objects: tables with kind, message and, for server errors, libpq's
  * diagnostic fields, sharing one metatable whose __tostring reads well in
  * assert(). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,6 @@ error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session
   const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   const char *position = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
   error_kind kind = sqlstate_lookup(state, primary).kind;
-  size_t n;
 
   /* 08xxx means "closed" only when the connection really is gone: a protocol
    * error (08P01) on a live connection is the server refusing a message. */
@@ -52,11 +52,13 @@ error_kind crpg_push_result_error(lua_State *L, const PGresult *r, const session
     const char *msg = r ? PQresultErrorMessage(r) : "";
     if (!*msg && s->pg) msg = PQerrorMessage(s->pg);
     if (!*msg) msg = "out of memory";
-    n = strlen(msg);
-    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
-    lua_pushlstring(L, msg, n);
-    crpg_new_error(L, kind, lua_tostring(L, -1));
-    lua_remove(L, -2);
+    {
+      /* one line: libpq's hint lines folded in */
+      char line[512];
+      snprintf(line, sizeof line, "%s", msg);
+      session_one_line(line);
+      crpg_new_error(L, kind, line);
+    }
   }
   if (!r) return kind;
   set_field(L, r, PG_DIAG_SQLSTATE, "sqlstate");

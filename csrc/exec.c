@@ -112,10 +112,51 @@ static void report_slow(lua_State *L, exec_target *t, const char *sql, size_t le
 
 /* ---- running statements ------------------------------------------------------ */
 
-int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple) {
+/* Reads the statement at sql_idx: a string, or { sql = "...", timeout = s }
+ * (a per-call deadline overriding the executor's). Raises on misuse. */
+const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout) {
+  const char *sql;
+  if (!lua_istable(L, sql_idx)) return luaL_checklstring(L, sql_idx, len);
+  lua_getfield(L, sql_idx, "timeout");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
+      luaL_error(L, "statement option timeout must be a number >= 0 (seconds; 0 for none)");
+    *timeout = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, sql_idx, "sql");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "statement table needs sql = \"...\"");
+  sql = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the table keeps the string alive */
+  return sql;
+}
+
+int crpg_encode_statement(lua_State *L, int sql_idx, int first, int n, param_set *ps) {
   size_t sql_len;
-  const char *sql = luaL_checklstring(L, sql_idx, &sql_len);
+  double timeout = 0;
+  const char *sql = crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse */
+  if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, ps)) return -1;
+  return 0;
+}
+
+int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int simple) {
   param_set ps;
+  if (simple) {
+    size_t sql_len;
+    double timeout = 0;
+    (void)crpg_statement(L, sql_idx, &sql_len, &timeout); /* raises on misuse */
+    memset(&ps, 0, sizeof ps); /* no parameters */
+  } else if (crpg_encode_statement(L, sql_idx, first, n, &ps)) {
+    return 2;
+  }
+  return crpg_run_encoded(L, t, sql_idx, first, &ps, simple);
+}
+
+int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param_set *ps, int simple) {
+  size_t sql_len;
+  double timeout = t->timeout;
+  const char *sql = crpg_statement(L, sql_idx, &sql_len, &timeout);
+  session *s = t->s;
   PGresult *r;
   ExecStatusType st;
   double started, ms;
@@ -123,44 +164,57 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
   error_kind kind = KIND_COUNT;
 
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
-  if (simple) ps.n = 0;
-  else if (crpg_check_param_count(L, sql, sql_len, n) || crpg_encode_params(L, first, n, &ps) ||
-           crpg_fix_array_delims(L, t->s, sql, sql_len, first, &ps))
-    return 2;
-  if (t->s->stream_open) session_settle(t->s); /* an abandoned rows iterator or COPY */
-  if (t->s->decoding) { /* a previous decode raised (out of memory) */
-    PQclear(t->s->decoding);
-    t->s->decoding = NULL;
+  if (s->broken)
+    return crpg_push_error(L, KIND_CLOSED, "connection was given up: a statement passed its deadline "
+                                           "and the server did not answer the cancel");
+  if (!simple && crpg_fix_array_delims(L, s, sql, sql_len, first, ps)) return 2;
+  if (s->stream_open) session_settle(s); /* an abandoned rows iterator or COPY */
+  if (s->decoding) { /* a previous decode raised (out of memory) */
+    PQclear(s->decoding);
+    s->decoding = NULL;
   }
+  session_note_sql(s, sql, sql_len);
 
   started = session_now();
-  if (simple) r = PQexec(t->s->pg, sql);
-  else {
-    t->s->want_binary = !crpg_decoders_registered(L, t->hooks); /* registered decoders read text */
-    r = session_exec(t->s, sql, sql_len, ps.n, ps.types, ps.values, ps.lengths, ps.formats, &hit);
+  s->deadline = timeout > 0 ? started + timeout : 0;
+  if (simple) {
+    r = session_query(s, sql);
+  } else {
+    s->want_binary = !crpg_decoders_registered(L, t->hooks); /* registered decoders read text */
+    r = session_exec(s, sql, sql_len, ps->n, ps->types, ps->values, ps->lengths, ps->formats, &hit);
   }
+  s->deadline = 0;
   ms = (session_now() - started) * 1000.0;
 
   st = PQresultStatus(r);
-  ok = r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY);
+  ok = r && !s->timed_out && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY);
   if (ok) {
-    if (crpg_push_result(L, t->s, r, t->hooks) != 1) {
+    if (crpg_push_result(L, s, r, t->hooks) != 1) {
       ok = 0; /* a value that cannot be decoded: nil, err naming the column */
       kind = KIND_SERVER;
     }
+  } else if (s->timed_out) {
+    char msg[160];
+    PQclear(r);
+    s->timed_out = 0;
+    snprintf(msg, sizeof msg, "statement cancelled after %g s (client-side timeout)%s", timeout,
+             s->broken ? "; the server did not answer the cancel: connection given up" : "");
+    lua_pushnil(L);
+    crpg_new_error(L, KIND_TIMEOUT, msg);
+    kind = KIND_TIMEOUT;
   } else {
     if (r && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
       char *row;
       PQclear(r);
-      if (st == PGRES_COPY_OUT) while (PQgetCopyData(t->s->pg, &row, 0) > 0) PQfreemem(row);
-      else PQputCopyEnd(t->s->pg, "COPY is not supported by coderunner.pg");
-      while ((r = PQgetResult(t->s->pg)) != NULL) PQclear(r);
+      if (st == PGRES_COPY_OUT) while (PQgetCopyData(s->pg, &row, 0) > 0) PQfreemem(row);
+      else PQputCopyEnd(s->pg, "COPY is not supported by coderunner.pg");
+      while ((r = PQgetResult(s->pg)) != NULL) PQclear(r);
       lua_pushnil(L);
       crpg_new_error(L, KIND_INVALID_INPUT, "COPY is not supported by query/exec");
       kind = KIND_INVALID_INPUT;
     } else {
       lua_pushnil(L);
-      kind = crpg_push_result_error(L, r, t->s);
+      kind = crpg_push_result_error(L, r, s);
       PQclear(r);
     }
   }

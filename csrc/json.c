@@ -122,6 +122,20 @@ static size_t utf8_length(const unsigned char *p, const unsigned char *end)
   return 0;
 }
 
+int json_check_text(const char *s, size_t len, size_t *at)
+{
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  while (p < end) {
+    size_t n = 1;
+    if (*p == 0 || (*p >= 0x80 && (n = utf8_length(p, end)) == 0)) {
+      *at = (size_t)(p - (const unsigned char *)s);
+      return *p == 0 ? 1 : 2;
+    }
+    p += n;
+  }
+  return 0;
+}
+
 /* Four hex digits at p (p + 4 <= end checked by the caller); -1 if not hex. */
 static long hex4(const char *p)
 {

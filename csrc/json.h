@@ -40,6 +40,11 @@ typedef struct json_error {
 int json_parse(const char *text, size_t len, const json_handlers *h, void *ctx,
                json_error *err);
 
+/* 0 when s[0..len) is well-formed UTF-8 without a NUL byte (text the server's
+ * json and jsonb accept); else 1 (NUL) or 2 (invalid UTF-8) with the byte
+ * offset in *at. */
+int json_check_text(const char *s, size_t len, size_t *at);
+
 /* Appends s as a quoted JSON string, escaping '"', '\\' and control characters
  * (\n \t \r \b \f, others \u00XX); other bytes, UTF-8 included, pass unchanged. */
 void json_append_string(strbuf *b, const char *s, size_t len);

@@ -12,6 +12,7 @@
 /* ---- encoding --------------------------------------------------------------- */
 
 static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, size_t errlen);
+static int encode_string(strbuf *b, const char *s, size_t len, char *err, size_t errlen);
 
 /* Classifies the table at idx: returns its length when its keys are exactly
  * 1..n (n > 0), 0 for an object (or an empty table), -1 for keys JSON cannot
@@ -70,12 +71,26 @@ static int encode_table(lua_State *L, int idx, strbuf *b, int depth, char *err, 
     const char *key = lua_tolstring(L, -2, &klen); /* keys are strings here */
     if (!first) strbuf_putc(b, ',');
     first = 0;
-    json_append_string(b, key, klen);
+    if (encode_string(b, key, klen, err, errlen)) return -1;
     strbuf_putc(b, ':');
     if (encode_value(L, lua_gettop(L), b, depth + 1, err, errlen)) return -1;
     lua_pop(L, 1);
   }
   strbuf_putc(b, '}');
+  return 0;
+}
+
+/* Appends a string as JSON; a NUL byte or invalid UTF-8 is refused (the
+ * server would refuse it, quoting the bytes). 0 or -1 with err filled in. */
+static int encode_string(strbuf *b, const char *s, size_t len, char *err, size_t errlen) {
+  size_t at;
+  int bad = json_check_text(s, len, &at);
+  if (bad) {
+    snprintf(err, errlen, "JSON strings must be UTF-8 without NUL: %s at byte %lu",
+             bad == 1 ? "a NUL byte" : "invalid UTF-8", (unsigned long)at + 1);
+    return -1;
+  }
+  json_append_string(b, s, len);
   return 0;
 }
 
@@ -102,8 +117,7 @@ static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, 
       return 0;
     case LUA_TSTRING:
       s = lua_tolstring(L, idx, &len);
-      json_append_string(b, s, len);
-      return 0;
+      return encode_string(b, s, len, err, errlen);
     case LUA_TTABLE:
       return encode_table(L, idx, b, depth, err, errlen);
     default:

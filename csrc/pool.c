@@ -3,6 +3,7 @@
  * shared by every Lua state of the process) and the hooks table (logger,
  * on_slow_query), which stay with each Lua object. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crpg.h"
@@ -12,7 +13,81 @@
 typedef struct pool_handle {
   pool_entry *entry;           /* one hold; NULL once this object closed it or was collected */
   pool_core *core;             /* entry's pool, NULL with it */
+  double acquire_timeout;      /* seconds (may be math.huge) */
+  int leak_traceback;          /* record where each connection is taken */
 } pool_handle;
+
+/* Every option pg.pool knows; any other key is refused (a typo must not
+ * silently fall back to a default). */
+static const char *const known_options[] = {
+  "conninfo", "min", "max", "idle_timeout", "connect_timeout", "acquire_timeout", "max_lifetime",
+  "statement_cache", "slow_query_ms", "on_slow_query", "logger", "query_timeout", "reset",
+  "leak_traceback", "name", NULL,
+};
+
+/* Checks what read_number cannot: unknown keys, whole numbers, callbacks,
+ * reset and leak_traceback. Returns 0, or -1 with err filled in. */
+static int check_options(lua_State *L, char *err, size_t errlen) {
+  static const char *const integral[] = {"min", "max", "statement_cache", NULL};
+  static const char *const callbacks[] = {"logger", "on_slow_query", NULL};
+  int i;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    for (i = 0; key && known_options[i] && strcmp(key, known_options[i]) != 0; i++) {}
+    lua_pop(L, 1);
+    if (!key || !known_options[i]) {
+      snprintf(err, errlen, "unknown pool option %s", key ? key : "(not a string key)");
+      lua_pop(L, 1);
+      return -1;
+    }
+  }
+  for (i = 0; integral[i]; i++) {
+    lua_getfield(L, 1, integral[i]);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double v = (double)lua_tonumber(L, -1);
+      if (v < 1e15 && v > -1e15 && v != (double)(long long)v) {
+        snprintf(err, errlen, "pool option %s must be a whole number, got %g", integral[i], v);
+        lua_pop(L, 1);
+        return -1;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  for (i = 0; callbacks[i]; i++) {
+    lua_getfield(L, 1, callbacks[i]);
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1)) {
+      snprintf(err, errlen, "pool option %s must be a function", callbacks[i]);
+      lua_pop(L, 1);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, 1, "leak_traceback");
+  i = lua_isnil(L, -1) || lua_isboolean(L, -1);
+  lua_pop(L, 1);
+  if (!i) {
+    snprintf(err, errlen, "pool option leak_traceback must be a boolean");
+    return -1;
+  }
+  return 0;
+}
+
+/* pool option reset: "auto" (default), "always" or "never"; -1 when unknown. */
+static int reset_mode(lua_State *L) {
+  static const char *const names[] = {"auto", "always", "never", NULL};
+  const char *v;
+  int i;
+  lua_getfield(L, 1, "reset");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return POOL_RESET_AUTO;
+  }
+  v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+  for (i = 0; names[i] && strcmp(v, names[i]) != 0; i++) {}
+  lua_pop(L, 1);
+  return names[i] ? i : -1;
+}
 
 /* ---- the Lua object -------------------------------------------------------------- */
 
@@ -35,6 +110,7 @@ static const struct {
   {"statement_cache", POOL_OPT_CACHE_SIZE}, {"idle_timeout", POOL_OPT_IDLE_TIMEOUT},
   {"connect_timeout", POOL_OPT_CONNECT_TIMEOUT}, {"acquire_timeout", POOL_OPT_ACQUIRE_TIMEOUT},
   {"max_lifetime", POOL_OPT_MAX_LIFETIME}, {"slow_query_ms", POOL_OPT_SLOW_MS},
+  {"query_timeout", POOL_OPT_QUERY_TIMEOUT}, {"reset", POOL_OPT_RESET},
 };
 
 /* Which options the table at idx gives. */
@@ -95,6 +171,9 @@ static int pool_new(lua_State *L) {
   lua_getfield(L, 1, "conninfo");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "pool option conninfo must be a string");
   c.conninfo = lua_isnil(L, -1) ? "" : lua_tostring(L, -1); /* 2: kept on the stack */
+  if (check_options(L, err, sizeof err) != 0) return crpg_push_error(L, KIND_INVALID_INPUT, err);
+  c.reset = reset_mode(L);
+  if (c.reset < 0) return crpg_push_error(L, KIND_INVALID_INPUT, "pool option reset must be \"auto\", \"always\" or \"never\"");
   if (read_number(L, "max", c.max, 1, &max, err, sizeof err) ||
       read_number(L, "min", max < c.min ? max : c.min, 0, &min, err, sizeof err) || /* default never above max */
       read_number(L, "idle_timeout", c.idle_timeout, 0, &c.idle_timeout, err, sizeof err) ||
@@ -102,7 +181,8 @@ static int pool_new(lua_State *L) {
       read_number(L, "acquire_timeout", c.acquire_timeout, 0, &c.acquire_timeout, err, sizeof err) ||
       read_number(L, "max_lifetime", c.max_lifetime, 0, &c.max_lifetime, err, sizeof err) ||
       read_number(L, "statement_cache", c.cache_size, 0, &cache, err, sizeof err) ||
-      read_number(L, "slow_query_ms", c.slow_ms, -1, &c.slow_ms, err, sizeof err))
+      read_number(L, "slow_query_ms", c.slow_ms, -1, &c.slow_ms, err, sizeof err) ||
+      read_number(L, "query_timeout", c.query_timeout, 0, &c.query_timeout, err, sizeof err))
     return crpg_push_error(L, KIND_INVALID_INPUT, err);
   if (min > max) return crpg_push_error(L, KIND_INVALID_INPUT, "pool option min must not exceed max");
   c.min = as_int(min);
@@ -121,6 +201,10 @@ static int pool_new(lua_State *L) {
   h = lua_newuserdatauv(L, sizeof *h, 1); /* 4 */
   h->entry = NULL;
   h->core = NULL;
+  h->acquire_timeout = c.acquire_timeout;
+  lua_getfield(L, 1, "leak_traceback");
+  h->leak_traceback = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   luaL_getmetatable(L, CRPG_POOL_MT);
   lua_setmetatable(L, 4);
   crpg_set_hooks(L, 4, 3);
@@ -134,30 +218,88 @@ static int pool_new(lua_State *L) {
   return 1;
 }
 
-/* Runs one statement (or, simple, a script) on a connection taken for it. */
+/* Reports connections collected without release (see pool_core_note_leak)
+ * through the logger (level "warn"), or on stderr without one. */
+static void report_leaks(lua_State *L, int pool_idx, pool_core *p) {
+  char *where;
+  while (pool_core_take_leak(p, &where)) {
+    int top = lua_gettop(L);
+    lua_pushfstring(L, "a pooled connection was collected without release (leaked); acquired at: %s",
+                    where ? where : "unknown (pool option leak_traceback = true records it)");
+    crpg_getuservalue(L, pool_idx);
+    lua_getfield(L, -1, "logger");
+    if (lua_isfunction(L, -1)) {
+      lua_pushliteral(L, "warn");
+      lua_pushvalue(L, top + 1);
+      lua_createtable(L, 0, 2);
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "leak");
+      if (where) {
+        lua_pushstring(L, where);
+        lua_setfield(L, -2, "traceback");
+      }
+      if (lua_pcall(L, 3, 0, 0) != 0)
+        fprintf(stderr, "coderunner.pg: logger callback failed: %s\n",
+                lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+    } else {
+      fprintf(stderr, "coderunner.pg: %s\n", lua_tostring(L, top + 1));
+    }
+    lua_settop(L, top);
+    free(where);
+  }
+}
+
+/* Takes a connection for the pool at pool_idx. When none frees up in time,
+ * runs a full garbage collection (connections dropped without release come
+ * back through their finalizers) and tries once more before giving up. */
+static error_kind acquire(lua_State *L, int pool_idx, session **s, char *err, size_t errlen) {
+  pool_handle *h = to_pool(L, pool_idx);
+  error_kind kind;
+  report_leaks(L, pool_idx, h->core);
+  kind = pool_core_acquire_for(h->core, h->acquire_timeout, 0, s, err, errlen);
+  if (kind == KIND_POOL_TIMEOUT) {
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    kind = pool_core_acquire_for(h->core, 0, 1, s, err, errlen);
+    report_leaks(L, pool_idx, h->core);
+  }
+  return kind;
+}
+
+/* Runs one statement (or, simple, a script) on a connection taken for it.
+ * Parameters are encoded first: bad input fails before any connection is
+ * taken (no waiting for a free one). */
 static int pool_run(lua_State *L, int simple) {
   pool_core *p = check_pool(L, 1);
   int n = lua_gettop(L) - 2, results;
   char err[256];
+  size_t len;
+  double timeout = 0;
   session *s;
   exec_target t;
   error_kind kind;
+  param_set ps;
 
-  luaL_checkstring(L, 2);
-  if (simple) lua_settop(L, 2);
-  kind = pool_core_acquire(p, &s, err, sizeof err);
+  (void)crpg_statement(L, 2, &len, &timeout); /* raises on misuse */
+  if (simple) {
+    lua_settop(L, 2);
+    memset(&ps, 0, sizeof ps); /* no parameters */
+  } else if (crpg_encode_statement(L, 2, 3, n < 0 ? 0 : n, &ps)) {
+    return 2;
+  }
+  kind = acquire(L, 1, &s, err, sizeof err);
   if (kind != KIND_COUNT) return crpg_push_error(L, kind, err);
   crpg_getuservalue(L, 1); /* hooks pushed above the parameters */
   t.s = s;
   t.pool = p;
   t.slow_ms = pool_core_slow_ms(p);
+  t.timeout = pool_core_query_timeout(p);
   t.hooks = lua_gettop(L);
-  results = crpg_run(L, &t, 2, 3, n < 0 || simple ? 0 : n, simple);
+  results = crpg_run_encoded(L, &t, 2, 3, &ps, simple);
   pool_core_release(p, s);
   return results;
 }
 
-/* pool:query(sql, ...) -> res | nil, err */
+/* pool:query(sql, ...) -> res | nil, err   (sql may be { sql =, timeout = }) */
 static int pool_query(lua_State *L) { return pool_run(L, 0); }
 
 /* pool:exec(script) -> res | nil, err  (several statements, no parameters) */
@@ -166,12 +308,24 @@ static int pool_exec(lua_State *L) { return pool_run(L, 1); }
 /* Pushes a connection borrowed from the pool at idx (1 result), or nil, err (2). */
 int crpg_pool_push_conn(lua_State *L, int idx) {
   pool_core *p = check_pool(L, idx);
+  pool_handle *ph = to_pool(L, idx);
   char err[256];
   session *s;
-  error_kind kind = pool_core_acquire(p, &s, err, sizeof err);
+  conn_handle *h;
+  error_kind kind;
+  idx = lua_absindex(L, idx);
+  kind = acquire(L, idx, &s, err, sizeof err);
   if (kind != KIND_COUNT) return crpg_push_error(L, kind, err);
   crpg_getuservalue(L, idx);
-  crpg_push_borrowed_conn(L, s, p, pool_core_slow_ms(p), -1);
+  h = crpg_push_borrowed_conn(L, s, p, pool_core_slow_ms(p), -1);
+  h->timeout = pool_core_query_timeout(p);
+  if (ph->leak_traceback) {
+    const char *tb;
+    luaL_traceback(L, L, "pool connection acquired", 1);
+    tb = lua_tostring(L, -1);
+    h->acquired_at = tb ? strdup(tb) : NULL;
+    lua_pop(L, 1);
+  }
   lua_remove(L, -2);
   return 1;
 }
@@ -219,6 +373,12 @@ static int pool_stats_method(lua_State *L) {
   SET_INT("acquire_timeouts", c.acquire_timeouts);
   SET_INT("cache_hits", c.cache_hits);
   SET_INT("cache_misses", c.cache_misses);
+  SET_INT("resets", c.resets);
+  SET_INT("leaks", c.leaks);
+  SET_INT("connect_attempts", c.connect_attempts);
+  SET_INT("consecutive_connect_failures", c.connect_failures);
+  lua_pushnumber(L, (lua_Number)c.connect_backoff);
+  lua_setfield(L, -2, "connect_backoff");
   if (pool_entry_name(to_pool(L, 1)->entry)) {
     lua_pushstring(L, pool_entry_name(to_pool(L, 1)->entry));
     lua_setfield(L, -2, "name");

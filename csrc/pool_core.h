@@ -18,11 +18,18 @@
 #include "session.h"
 #include "sqlstate.h"
 
+/* What is reset before a session is lent again (pool_config.reset). */
+enum { POOL_RESET_AUTO, POOL_RESET_ALWAYS, POOL_RESET_NEVER };
+
 typedef struct pool_config {
   const char *conninfo;        /* keywords, URL, or "" for the PG* environment; copied */
   int min, max, cache_size;
   double idle_timeout, connect_timeout, acquire_timeout, max_lifetime;
   double slow_ms;              /* slow-query threshold, < 0 for none */
+  double query_timeout;        /* client-side deadline per statement, 0 for none */
+  int reset;                   /* POOL_RESET_*: DISCARD ALL before lending a session that
+                                  ran anything that may change session state (auto), that
+                                  ran anything (always), or never */
 } pool_config;
 
 /* A consistent snapshot of a pool's counters. */
@@ -31,6 +38,9 @@ typedef struct pool_stats {
   unsigned long long queries, slow_queries, errors[KIND_COUNT], opened, closed,
       acquire_timeouts, cache_hits, cache_misses;
   char last_error[256];        /* the last failure to connect, or "" */
+  unsigned long long resets, leaks, connect_attempts;
+  int connect_failures;        /* consecutive failures to connect */
+  double connect_backoff;      /* seconds until the next connect attempt, 0 when none waits */
 } pool_stats;
 
 typedef struct pool_core pool_core;
@@ -57,9 +67,29 @@ void pool_core_detach(pool_core *p);
  * success, else the error kind (counted in the stats) with err filled in. */
 error_kind pool_core_acquire(pool_core *p, session **out, char *err, size_t errlen);
 
-/* Gives a session back: rolled back if a transaction is open, closed if it is
- * broken, too old, or the pool is closed. */
+/* The same within timeout seconds (infinite: wait as long as it takes);
+ * count = 0 leaves a pool timeout uncounted (the caller tries again). */
+error_kind pool_core_acquire_for(pool_core *p, double timeout, int count, session **out, char *err,
+                                 size_t errlen);
+
+/* Gives a session back: rolled back (bounded in time) if a transaction is
+ * open, closed if it is broken, too old, or the pool is closed. A session
+ * marked abandoned (from a finalizer) is parked without any I/O and rolled
+ * back before it is lent again. Then, while fewer than min are open and no
+ * connect backoff is running, opens one more: the pool refills by itself. */
 void pool_core_release(pool_core *p, session *s);
+
+/* The same from a finalizer: no network I/O (an open transaction is marked
+ * for the rollback before the next lending; no refill). */
+void pool_core_release_quiet(pool_core *p, session *s);
+
+/* A lent session was collected without release: counts it and keeps where
+ * it was taken (malloc'd, or NULL; the pool frees it) for the next report. */
+void pool_core_note_leak(pool_core *p, char *where);
+
+/* Takes one pending leak report: returns 1 and sets *where (malloc'd, the
+ * caller frees it; NULL when not recorded), or 0 when none is pending. */
+int pool_core_take_leak(pool_core *p, char **where);
 
 /* Closes expired idle sessions, then opens sessions up to min. */
 void pool_core_maintain(pool_core *p);
@@ -78,6 +108,7 @@ void pool_core_stats(pool_core *p, pool_stats *out);
 
 /* Immutable settings. */
 double pool_core_slow_ms(const pool_core *p);
+double pool_core_query_timeout(const pool_core *p);
 const char *pool_core_conninfo(const pool_core *p);
 
 #endif

@@ -124,6 +124,8 @@ static int agree(const pool_entry *e, const pool_config *c, unsigned given, char
   DIFFERS(POOL_OPT_ACQUIRE_TIMEOUT, acquire_timeout, "acquire_timeout")
   DIFFERS(POOL_OPT_MAX_LIFETIME, max_lifetime, "max_lifetime")
   DIFFERS(POOL_OPT_SLOW_MS, slow_ms, "slow_query_ms")
+  DIFFERS(POOL_OPT_QUERY_TIMEOUT, query_timeout, "query_timeout")
+  DIFFERS(POOL_OPT_RESET, reset, "reset (0 auto, 1 always, 2 never)")
 #undef DIFFERS
   if (!opt) return 0;
   snprintf(err, errlen, "pool \"%s\" is already open with %s = %g, not %g", e->name, opt, was, asked);

@@ -33,7 +33,9 @@ enum {
   POOL_OPT_CONNECT_TIMEOUT = 1 << 5,
   POOL_OPT_ACQUIRE_TIMEOUT = 1 << 6,
   POOL_OPT_MAX_LIFETIME = 1 << 7,
-  POOL_OPT_SLOW_MS = 1 << 8
+  POOL_OPT_SLOW_MS = 1 << 8,
+  POOL_OPT_QUERY_TIMEOUT = 1 << 9,
+  POOL_OPT_RESET = 1 << 10
 };
 
 typedef struct pool_entry pool_entry;

@@ -206,7 +206,7 @@ static int rows_gc(lua_State *L) {
   c->active = 0;
   if (c->borrowed) {
     c->borrowed = 0;
-    crpg_release_conn(c->conn);
+    crpg_abandon_conn(c->conn); /* no rollback, no refill connect from a finalizer */
   }
   return 0;
 }

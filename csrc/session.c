@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,11 +16,85 @@
 #include "strbuf.h"
 
 #define MAX_PENDING_NOTICES 256
+/* After a deadline passes: how long the cancel request and the drain of the
+ * cancelled statement may take before the connection is given up. */
+#define CANCEL_GRACE 2.0
 
 double session_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- cancel tokens: a process-wide registry any thread may use ------------------ */
+
+typedef struct cancel_entry {
+  unsigned long long token;
+  PGcancel *cancel;
+  int refs;                        /* callers using cancel outside the lock */
+  int closed;                      /* the session closed: free when refs drop to 0 */
+  struct cancel_entry *next;
+} cancel_entry;
+
+static pthread_mutex_t cancel_mu = PTHREAD_MUTEX_INITIALIZER;
+static cancel_entry *cancel_list;
+static unsigned long long cancel_seq;
+
+static unsigned long long cancel_register(PGconn *pg) {
+  cancel_entry *e = calloc(1, sizeof *e);
+  unsigned long long token;
+  if (!e || !(e->cancel = PQgetCancel(pg))) {
+    free(e);
+    return 0;
+  }
+  pthread_mutex_lock(&cancel_mu);
+  token = e->token = ++cancel_seq;
+  e->next = cancel_list;
+  cancel_list = e;
+  pthread_mutex_unlock(&cancel_mu);
+  return token;
+}
+
+/* Unlinks entry e (cancel_mu held) and frees it unless someone uses it. */
+static void cancel_unlink_locked(cancel_entry *e) {
+  cancel_entry **link = &cancel_list;
+  while (*link && *link != e) link = &(*link)->next;
+  if (*link) *link = e->next;
+  e->closed = 1;
+  if (e->refs == 0) {
+    PQfreeCancel(e->cancel);
+    free(e);
+  }
+}
+
+static void cancel_unregister(unsigned long long token) {
+  cancel_entry *e;
+  if (!token) return;
+  pthread_mutex_lock(&cancel_mu);
+  for (e = cancel_list; e && e->token != token; e = e->next) {}
+  if (e) cancel_unlink_locked(e);
+  pthread_mutex_unlock(&cancel_mu);
+}
+
+int session_cancel_token(unsigned long long token, char *err, size_t errlen) {
+  cancel_entry *e;
+  int ok;
+  pthread_mutex_lock(&cancel_mu);
+  for (e = cancel_list; e && e->token != token; e = e->next) {}
+  if (e) e->refs++;
+  pthread_mutex_unlock(&cancel_mu);
+  if (!e) return 0;
+  err[0] = '\0';
+  ok = PQcancel(e->cancel, err, (int)errlen);
+  pthread_mutex_lock(&cancel_mu);
+  e->refs--;
+  if (e->closed && e->refs == 0) {
+    PQfreeCancel(e->cancel);
+    free(e);
+  }
+  pthread_mutex_unlock(&cancel_mu);
+  if (!ok) session_one_line(err);
+  return ok ? 1 : -1;
 }
 
 /* Copies libpq's message into err, trimmed, with every password it could
@@ -64,6 +139,7 @@ static void copy_error(char *err, size_t errlen, const char *msg, const char *co
   if (n) memcpy(err, a.data, n);
   err[n] = '\0';
   strbuf_free(&a);
+  session_one_line(err);
 }
 
 int session_check_conninfo(const char *conninfo, char *err, size_t errlen) {
@@ -96,7 +172,37 @@ int session_check_conninfo(const char *conninfo, char *err, size_t errlen) {
   }
   snprintf(err, errlen, "%s", b.failed || !b.data ? "invalid conninfo" : b.data);
   strbuf_free(&b);
+  session_one_line(err);
   return -1;
+}
+
+void session_one_line(char *msg) {
+  /* "\nX" becomes "; X" (one byte longer): build a copy, then write back what fits */
+  size_t cap = strlen(msg) + 1;
+  char *copy = malloc(cap * 2), *out;
+  const char *in = msg;
+  if (!copy) return;
+  out = copy;
+  while (*in) {
+    if (*in == '\n' || *in == '\r') {
+      while (*in == '\n' || *in == '\r') in++;
+      if (!*in) break;
+      if (*in == ' ' || *in == '\t') {
+        while (*in == ' ' || *in == '\t') in++;
+        *out++ = ' ';
+      } else {
+        *out++ = ';';
+        *out++ = ' ';
+      }
+      continue;
+    }
+    *out++ = *in++;
+  }
+  while (out > copy && (out[-1] == ' ' || out[-1] == ';')) out--;
+  *out = '\0';
+  if ((size_t)(out - copy) >= cap) copy[cap - 1] = '\0';
+  memcpy(msg, copy, strlen(copy) + 1);
+  free(copy);
 }
 
 /* libpq calls this for every NoticeResponse, including a FATAL that arrives
@@ -144,9 +250,12 @@ static int wait_socket(int fd, short events, double deadline) {
 
 session *session_open(const char *conninfo, double timeout, int cache_size,
                       char *err, size_t errlen, int *timed_out) {
+  /* Defaults the conninfo (expanded last, from dbname) may override: TCP
+   * keepalives find a dead peer in about a minute instead of hours. */
   static const char *const keywords[] = {"client_encoding", "fallback_application_name",
-                                         "dbname", NULL};
-  const char *values[4];
+                                         "keepalives", "keepalives_idle", "keepalives_interval",
+                                         "keepalives_count", "dbname", NULL};
+  const char *values[8];
   PGconn *pg;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   double deadline = session_now() + (timeout > 0 ? timeout : 3600.0);
@@ -158,22 +267,26 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
    * later, so it wins) or PGCLIENTENCODING (which an explicit value would hide) */
   values[0] = getenv("PGCLIENTENCODING") && getenv("PGCLIENTENCODING")[0] ? NULL : "UTF8";
   values[1] = "coderunner-db";
-  values[2] = conninfo ? conninfo : "";
-  values[3] = NULL;
+  values[2] = "1";
+  values[3] = "30";
+  values[4] = "10";
+  values[5] = "3";
+  values[6] = conninfo ? conninfo : "";
+  values[7] = NULL;
   pg = PQconnectStartParams(keywords, values, 1);
   if (!pg) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
   if (PQstatus(pg) == CONNECTION_BAD) {
-    copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+    copy_error(err, errlen, PQerrorMessage(pg), values[6]);
     PQfinish(pg);
     return NULL;
   }
   while (st != PGRES_POLLING_OK) {
     int ready;
     if (st == PGRES_POLLING_FAILED) {
-      copy_error(err, errlen, PQerrorMessage(pg), values[2]);
+      copy_error(err, errlen, PQerrorMessage(pg), values[6]);
       PQfinish(pg);
       return NULL;
     }
@@ -201,6 +314,8 @@ session *session_open(const char *conninfo, double timeout, int cache_size,
   s->pg = pg;
   s->cache_size = cache_size > 0 ? cache_size : 0;
   s->created_at = s->idle_since = session_now();
+  s->abandoned = -1;
+  s->cancel_token = cancel_register(pg);
   PQsetNoticeReceiver(pg, on_notice, s);
   return s;
 }
@@ -228,6 +343,7 @@ void session_cache_clear(session *s) {
 void session_close(session *s) {
   if (!s) return;
   if (s->decoding) PQclear(s->decoding);
+  cancel_unregister(s->cancel_token);
   if (s->pg) PQfinish(s->pg);
   session_cache_clear(s);
   free(s->cache);
@@ -244,7 +360,229 @@ notice *session_take_notices(session *s) {
 }
 
 int session_is_broken(const session *s) {
-  return !s->pg || PQstatus(s->pg) != CONNECTION_OK;
+  return !s->pg || s->broken || PQstatus(s->pg) != CONNECTION_OK;
+}
+
+/* ---- statements within a deadline ------------------------------------------- */
+
+/* poll() on fd until an event, the deadline (0: none) or an error.
+ * Returns revents (> 0), 0 when the deadline passed, -1 on error. */
+static int wait_io(int fd, short events, double deadline) {
+  for (;;) {
+    struct pollfd p;
+    int r, ms = -1;
+    if (deadline > 0) {
+      double left = deadline - session_now();
+      if (left <= 0) return 0;
+      ms = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1;
+    }
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    if (r > 0) return p.revents;
+    if (r < 0 && errno != EINTR) return -1;
+  }
+}
+
+/* A cancel request runs in its own thread, so that a server that does not
+ * answer (a black-holed network) costs the caller at most the grace period;
+ * the thread frees the job when the caller stopped waiting for it. */
+typedef struct cancel_job {
+  PGcancel *cancel;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done, abandoned;
+} cancel_job;
+
+static void cancel_job_free(cancel_job *j) {
+  PQfreeCancel(j->cancel);
+  pthread_mutex_destroy(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  free(j);
+}
+
+static void *cancel_thread(void *arg) {
+  cancel_job *j = arg;
+  char err[256];
+  int abandoned;
+  (void)PQcancel(j->cancel, err, sizeof err);
+  pthread_mutex_lock(&j->mu);
+  j->done = 1;
+  abandoned = j->abandoned;
+  pthread_cond_signal(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  if (abandoned) cancel_job_free(j);
+  return NULL;
+}
+
+/* Asks the server to cancel what pg is running; waits up to deadline.
+ * Returns 0 when the request was delivered in time. */
+static int send_cancel(PGconn *pg, double deadline) {
+  cancel_job *j = calloc(1, sizeof *j);
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_condattr_t ca;
+  int done;
+  if (!j || !(j->cancel = PQgetCancel(pg))) {
+    free(j);
+    return -1;
+  }
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&j->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, cancel_thread, j) != 0) {
+    char err[256];
+    pthread_attr_destroy(&attr);
+    done = PQcancel(j->cancel, err, sizeof err); /* no thread: blocking, as libpq does */
+    cancel_job_free(j);
+    return done ? 0 : -1;
+  }
+  pthread_attr_destroy(&attr);
+  pthread_mutex_lock(&j->mu);
+  while (!j->done) {
+    struct timespec ts;
+    double whole = (double)(long long)deadline;
+    ts.tv_sec = (time_t)whole;
+    ts.tv_nsec = (long)((deadline - whole) * 1e9);
+    if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
+  }
+  done = j->done;
+  if (!done) j->abandoned = 1;
+  pthread_mutex_unlock(&j->mu);
+  if (done) cancel_job_free(j);
+  return done ? 0 : -1;
+}
+
+/* Collects the results of the statement in flight as PQexec does (the last
+ * one; COPY stops it), waiting on the socket until s->deadline. Returns NULL
+ * with *late set when the deadline passed first. */
+static PGresult *collect(session *s, double deadline, int *late) {
+  PGconn *pg = s->pg;
+  PGresult *last = NULL, *r;
+  int fd = PQsocket(pg);
+  *late = 0;
+  for (;;) { /* send what libpq still holds */
+    int f = PQflush(pg), ev;
+    if (f <= 0) break;
+    ev = wait_io(fd, POLLIN | POLLOUT, deadline);
+    if (ev == 0) { *late = 1; return NULL; }
+    if (ev < 0) break;
+    if ((ev & POLLIN) && !PQconsumeInput(pg)) break;
+  }
+  for (;;) {
+    ExecStatusType st;
+    while (PQisBusy(pg)) {
+      int ev = wait_io(fd, POLLIN, deadline);
+      if (ev == 0) {
+        PQclear(last);
+        *late = 1;
+        return NULL;
+      }
+      if (ev < 0 || !PQconsumeInput(pg)) break; /* lost: PQgetResult reports it */
+    }
+    r = PQgetResult(pg);
+    if (!r) break;
+    PQclear(last);
+    last = r;
+    st = PQresultStatus(r);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+        PQstatus(pg) == CONNECTION_BAD)
+      break;
+  }
+  return last;
+}
+
+/* Waits for the statement just sent (sent: PQsend*'s result). On a passed
+ * deadline: cancel, drain within the grace, flag timed_out (or broken). A
+ * statement that completed before the cancel reached it returns its result:
+ * a write is never reported as timed out after it committed. */
+static PGresult *finish(session *s, int sent) {
+  PGresult *r;
+  int late;
+  if (!sent) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+  r = collect(s, s->deadline, &late);
+  if (!late) return r;
+  s->timed_out = 1;
+  {
+    double grace = session_now() + CANCEL_GRACE;
+    if (send_cancel(s->pg, grace) != 0) {
+      s->broken = 1;
+    } else {
+      r = collect(s, grace, &late);
+      if (late) {
+        s->broken = 1;
+      } else if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
+        s->timed_out = 0; /* it finished before the cancel arrived: that is its answer */
+        return r;
+      }
+      PQclear(r);
+    }
+  }
+  return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
+}
+
+/* While a statement is sent and awaited the connection is non-blocking, so
+ * that a send to a server that stopped reading waits on the socket (with the
+ * deadline) instead of in the kernel; COPY and pipelines set their own mode. */
+static void nonblocking(session *s, int on) {
+  if (s->pg) (void)PQsetnonblocking(s->pg, on);
+}
+
+PGresult *session_query(session *s, const char *sql) {
+  PGresult *r;
+  s->timed_out = 0;
+  nonblocking(s, 1);
+  r = finish(s, PQsendQuery(s->pg, sql));
+  nonblocking(s, 0);
+  return r;
+}
+
+void session_savepoint_name(char *buf, size_t n, unsigned id) {
+  snprintf(buf, n, "crpg_sp_%u", id);
+}
+
+void session_tx_reset(session *s) {
+  s->tx_id = 0;
+  s->tx_owner = NULL;
+  s->sp_top = 0;
+  s->abandoned = -1;
+}
+
+int session_settle_tx(session *s, double timeout) {
+  char sql[160];
+  PGresult *r;
+  int depth = s->abandoned, ok;
+  double saved = s->deadline;
+  if (depth < 0) return 0;
+  if (session_is_broken(s)) return -1;
+  if (depth == 0 || depth > s->sp_top) {
+    snprintf(sql, sizeof sql, "ROLLBACK");
+  } else {
+    char name[32];
+    session_savepoint_name(name, sizeof name, s->sp_ids[depth]);
+    snprintf(sql, sizeof sql, "ROLLBACK TO SAVEPOINT %s; RELEASE SAVEPOINT %s", name, name);
+  }
+  s->deadline = session_now() + timeout;
+  r = session_query(s, sql);
+  s->deadline = saved;
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK && !s->timed_out;
+  PQclear(r);
+  s->timed_out = 0;
+  if (!ok) {
+    s->broken = 1;
+    return -1;
+  }
+  if (depth == 0 || depth > s->sp_top) session_tx_reset(s);
+  else {
+    s->sp_top = depth - 1;
+    s->abandoned = -1;
+  }
+  return 0;
 }
 
 int session_check_idle(session *s) {
@@ -352,7 +690,7 @@ static void cache_drop(session *s, stmt_entry *e, int deallocate) {
     char sql[48];
     PGresult *r;
     snprintf(sql, sizeof sql, "DEALLOCATE crpg_%u", e->id);
-    r = PQexec(s->pg, sql);
+    r = finish(s, PQsendQuery(s->pg, sql));
     PQclear(r);
   }
   entry_free(e);
@@ -397,7 +735,7 @@ static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const cha
   e->last_used = ++s->tick;
   binary = s->want_binary && result_format(s, e, name);
   if (binary) s->binary_results++;
-  return PQexecPrepared(s->pg, name, nparams, values, lengths, formats, binary);
+  return finish(s, PQsendQueryPrepared(s->pg, name, nparams, values, lengths, formats, binary));
 }
 
 /* Prepares sql under a new name, evicting the least recently used entry when
@@ -410,12 +748,14 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   char *copy;
   Oid *typecopy;
   int i;
+  unsigned id;
 
   if (s->cache_count == s->cache_size) {
     int lru = 0;
     for (i = 1; i < s->cache_count; i++)
       if (s->cache[i].last_used < s->cache[lru].last_used) lru = i;
     cache_drop(s, &s->cache[lru], 1);
+    if (s->timed_out) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
   }
   copy = malloc(len + 1);
   typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
@@ -427,9 +767,11 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
   memcpy(copy, sql, len);
   copy[len] = '\0';
-  stmt_name(name, sizeof name, s->next_stmt_id);
-  r = PQprepare(s->pg, name, copy, nparams, types);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+  /* the name is used up even when preparing fails or is cancelled midway */
+  id = s->next_stmt_id++;
+  stmt_name(name, sizeof name, id);
+  r = finish(s, PQsendPrepare(s->pg, name, copy, nparams, types));
+  if (PQresultStatus(r) != PGRES_COMMAND_OK || s->timed_out) {
     free(copy);
     free(typecopy);
     return r;
@@ -443,23 +785,38 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->nparams = nparams;
   e->described = NULL;
   e->result_format = -1;
-  e->id = s->next_stmt_id++;
+  e->id = id;
   e->last_used = 0;
   *out = e;
   return NULL;
 }
 
+static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int nparams,
+                             const Oid *types, const char *const *values,
+                             const int *lengths, const int *formats, int *cache_hit);
+
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit) {
+  PGresult *r;
+  nonblocking(s, 1);
+  r = exec_cached(s, sql, sql_len, nparams, types, values, lengths, formats, cache_hit);
+  nonblocking(s, 0);
+  return r;
+}
+
+static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int nparams,
+                             const Oid *types, const char *const *values,
+                             const int *lengths, const int *formats, int *cache_hit) {
   unsigned long long h;
   stmt_entry *e;
   PGresult *r;
   int was_idle;
 
   *cache_hit = 0;
+  s->timed_out = 0;
   if (s->cache_size == 0)
-    return PQexecParams(s->pg, sql, nparams, types, values, lengths, formats, 0);
+    return finish(s, PQsendQueryParams(s->pg, sql, nparams, types, values, lengths, formats, 0));
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
   h = hash_sql(sql, sql_len, nparams, types);
@@ -468,7 +825,7 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
     s->cache_hits++;
     *cache_hit = 1;
     r = exec_prepared(s, e, nparams, values, lengths, formats);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR || !is_stale_plan(r)) return r;
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR || s->timed_out || !is_stale_plan(r)) return r;
     /* Stale: forget it. Outside a transaction nothing ran, so prepare again;
      * inside one the transaction is aborted and the caller sees the error. */
     cache_drop(s, e, was_idle);
@@ -485,6 +842,87 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
   if (r) return r;
   return exec_prepared(s, e, nparams, values, lengths, formats);
 }
+
+/* ---- what a borrower may leave behind --------------------------------------- */
+
+static int ident_char(unsigned char c) {
+  return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* Case-insensitive: does the word at p (n bytes) equal w, or (prefix) start with it? */
+static int word_is(const char *p, size_t n, const char *w, int prefix) {
+  size_t i, wl = strlen(w);
+  if (prefix ? n < wl : n != wl) return 0;
+  for (i = 0; i < wl; i++) {
+    char c = p[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != w[i]) return 0;
+  }
+  return 1;
+}
+
+void session_note_sql(session *s, const char *sql, size_t len) {
+  static const char *const first[] = {"set", "reset", "listen", "prepare", "declare", "load",
+                                      "discard", "do", "call", NULL};
+  static const char *const anywhere[] = {"set_config", "temp", "temporary", "dblink_connect",
+                                         "dblink_connect_u", NULL};
+  static const char *const prefixes[] = {"pg_advisory_lock", "pg_try_advisory_lock", NULL};
+  size_t i = 0;
+  int at_start = 1;
+  s->used = 1;
+  if (s->dirty) return;
+  while (i < len) {
+    unsigned char c = (unsigned char)sql[i];
+    if (ident_char(c) && !(c >= '0' && c <= '9')) {
+      size_t st = i;
+      int k;
+      while (i < len && ident_char((unsigned char)sql[i])) i++;
+      if (at_start)
+        for (k = 0; first[k]; k++)
+          if (word_is(sql + st, i - st, first[k], 0)) { s->dirty = 1; return; }
+      for (k = 0; anywhere[k]; k++)
+        if (word_is(sql + st, i - st, anywhere[k], 0)) { s->dirty = 1; return; }
+      for (k = 0; prefixes[k]; k++)
+        if (word_is(sql + st, i - st, prefixes[k], 1)) { s->dirty = 1; return; }
+      at_start = 0;
+      continue;
+    }
+    if (c == '-' && i + 1 < len && sql[i + 1] == '-') { /* comments keep at_start */
+      while (i < len && sql[i] != '\n') i++;
+      continue;
+    }
+    if (c == '/' && i + 1 < len && sql[i + 1] == '*') {
+      i += 2;
+      while (i + 1 < len && !(sql[i] == '*' && sql[i + 1] == '/')) i++;
+      i += 2;
+      continue;
+    }
+    if (c == ';') at_start = 1;
+    else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') at_start = 0;
+    i++;
+  }
+}
+
+int session_reset(session *s, double timeout) {
+  PGresult *r;
+  int ok;
+  double saved = s->deadline;
+  if (session_is_broken(s)) return -1;
+  s->deadline = session_now() + timeout;
+  r = session_query(s, "DISCARD ALL");
+  s->deadline = saved;
+  ok = PQresultStatus(r) == PGRES_COMMAND_OK && !s->timed_out;
+  PQclear(r);
+  s->timed_out = 0;
+  session_cache_clear(s);   /* DISCARD ALL deallocated them */
+  if (!ok) {
+    s->broken = 1;
+    return -1;
+  }
+  s->used = s->dirty = 0;
+  return 0;
+}
+
 
 int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, const Oid *types,
                           char *name, size_t namelen) {

@@ -9,6 +9,10 @@
 
 #include "pgtype.h"
 
+#define SESSION_MAX_SAVEPOINTS 64
+/* Seconds that cleaning what a collected transaction left may take. */
+#define SESSION_SETTLE_TIMEOUT 5.0
+
 /* A prepared statement, keyed by its SQL text and the parameter types it was
  * prepared with: the same text with other parameter types is another entry. */
 typedef struct stmt_entry {
@@ -55,6 +59,22 @@ typedef struct session {
   int stream_open;
   unsigned stream_gen;             /* bumped each time a stream ends */
   pgtype_cache types;              /* pg_type facts for OIDs outside the built-in list */
+  /* client-side deadline of the statement in flight (see session_query) */
+  double deadline;                 /* monotonic seconds; 0: none */
+  int timed_out;                   /* the last statement passed its deadline and was cancelled */
+  int broken;                      /* unusable: a cancel or a cleanup did not finish in time */
+  /* transactions (tx.c): at most one open per connection, with its savepoints */
+  unsigned long long tx_id;        /* the open transaction, 0 when none */
+  unsigned long long tx_next;      /* last transaction id handed out */
+  const void *tx_owner;            /* the coroutine (lua_State) that began it */
+  int sp_top;                      /* savepoints open in it: sp_ids[1..sp_top] */
+  unsigned sp_ids[SESSION_MAX_SAVEPOINTS + 1];
+  unsigned sp_next;                /* savepoint names are crpg_sp_<n>, never reused */
+  int abandoned;                   /* depth of a level collected while open (roll back at next use), -1 none */
+  /* lending (the pool): what a borrower may have left in the session */
+  int used;                        /* ran a statement since the last reset */
+  int dirty;                       /* ran something that may change session state (see session_note_sql) */
+  unsigned long long cancel_token; /* for session_cancel_token (0: none) */
 } session;
 
 /* Monotonic clock in seconds. */
@@ -81,6 +101,47 @@ void session_close(session *s);
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);
+
+/* Runs sql (one or several statements, no parameters) as PQexec does, but
+ * within s->deadline: when it passes, the server's work is cancelled, the
+ * result drained, s->timed_out set, and a FATAL_ERROR result returned (the
+ * connection is then usable, or marked broken when the cancel did not finish
+ * within a grace period). Returns NULL only when out of memory. */
+PGresult *session_query(session *s, const char *sql);
+
+/* Name of savepoint number id ("crpg_sp_<id>"). */
+void session_savepoint_name(char *buf, size_t n, unsigned id);
+
+/* Forgets the transaction bookkeeping (after the transaction ended). */
+void session_tx_reset(session *s);
+
+/* Cleans what an abandoned transaction left (ROLLBACK, or ROLLBACK TO the
+ * abandoned savepoint) within timeout seconds. 0 when the connection is clean
+ * (or was), -1 when the cleanup failed: the connection is then broken. */
+int session_settle_tx(session *s, double timeout);
+
+/* Folds a libpq message to one line in place: trailing newlines go, a
+ * continuation line ("\n\tIs the server running...") joins with a space,
+ * another line with "; ". */
+void session_one_line(char *msg);
+
+/* Notes that sql is about to run: sets s->used, and s->dirty when it may
+ * leave session state behind (SET, RESET, LISTEN, PREPARE, DECLARE, LOAD,
+ * DISCARD, DO, CALL as a statement; set_config, session advisory locks,
+ * temporary tables, dblink anywhere). Conservative and cheap: a scan of the
+ * text, no parsing. */
+void session_note_sql(session *s, const char *sql, size_t len);
+
+/* DISCARD ALL within timeout seconds (outside a transaction), then forgets
+ * the statement cache (the server dropped those statements). 0, or -1 when it
+ * failed: the connection is then broken. */
+int session_reset(session *s, double timeout);
+
+/* Asks the server to cancel what the connection with this token runs; safe
+ * from any thread, after the session closed too. Returns 1 when the request
+ * was delivered, 0 when no open connection has that token, -1 on failure
+ * (err filled in). */
+int session_cancel_token(unsigned long long token, char *err, size_t errlen);
 
 /* For a statement sent in pipeline mode, where nothing may wait for a
  * round trip: writes the cached statement's name for sql into name and

@@ -18,7 +18,8 @@ case "$mode" in
     lua5.4 test/lua/workout.lua 3
     lua5.4 /usr/bin/busted -o TAP spec/pg_types_spec.lua spec/pg_conn_spec.lua spec/pg_pool_spec.lua \
       spec/pg_tx_spec.lua spec/pg_values_spec.lua spec/pg_named_pool_spec.lua spec/pg_wire_spec.lua \
-      spec/pg_binary_spec.lua
+      spec/pg_binary_spec.lua spec/pg_tx_safety_spec.lua spec/pg_timeout_spec.lua spec/pg_reset_spec.lua \
+      spec/pg_pool_safety_spec.lua spec/pg_conn_safety_spec.lua
     ;;
   valgrind)
     export LUA_CPATH="$root/build/lua5.4/?.so;;"

@@ -47,11 +47,23 @@ describe("config.resolve", function()
   end)
 
   it("reads DB_SSL as a boolean or a libpq sslmode", function()
-    assert.equal("host='h'", config.resolve({}, env { DB_HOST = "h", DB_SSL = "false" }).conninfo)
-    assert.equal("host='h' sslmode='verify-full'",
-      config.resolve({}, env { DB_HOST = "h", DB_SSL = "verify-full" }).conninfo)
+    assert.equal("host='h' sslmode='disable'", config.resolve({}, env { DB_HOST = "h", DB_SSL = "false" }).conninfo)
+    assert.equal("host='h' sslmode='prefer'", config.resolve({}, env { DB_HOST = "h", DB_SSL = "prefer" }).conninfo)
     assert.equal("host='h' sslmode='require'", config.resolve({}, env { DB_HOST = "h", DB_SSL = "1" }).conninfo)
     fails({}, { DB_HOST = "h", DB_SSL = "maybe" }, "DB_SSL")
+  end)
+
+  it("needs DB_SSL_CA for verify-ca and verify-full, and never falls back", function()
+    fails({}, { DB_HOST = "h", DB_SSL = "verify-full" }, "DB_SSL_CA")
+    fails({}, { DB_HOST = "h", DB_SSL = "verify-ca" }, "DB_SSL_CA")
+    fails({}, { DB_HOST = "h", DB_SSL = "verify-full", DB_SSL_CA = "/nonexistent/ca.crt" }, "DB_SSL_CA")
+    local ca = os.tmpname()
+    assert.equal("host='h' sslmode='verify-full' sslrootcert='" .. ca .. "'",
+      config.resolve({}, env { DB_HOST = "h", DB_SSL = "verify-full", DB_SSL_CA = ca }).conninfo)
+    -- a CA alone means verify-full
+    assert.equal("host='h' sslmode='verify-full' sslrootcert='" .. ca .. "'",
+      config.resolve({}, env { DB_HOST = "h", DB_SSL_CA = ca }).conninfo)
+    os.remove(ca)
   end)
 
   it("redacts the password of a URL", function()

@@ -28,8 +28,9 @@ local db = require "coderunner.db"
 local id, status, barrier = arg[1], arg[2], tonumber(arg[3])
 local svc = assert(db.new({ url = os.getenv("RACE_URL"), pool = { min = 0, max = 1 } }))
 if barrier then
-  assert(svc:query("SELECT pg_advisory_lock_shared($1)", barrier))
-  assert(svc:query("SELECT pg_advisory_unlock_shared($1)", barrier))
+  -- transaction-scoped: two pool:query calls share no session state (the pool
+  -- resets a session lock before it lends the connection again)
+  assert(svc:query("SELECT pg_advisory_xact_lock_shared($1)", barrier))
 end
 local d, err = svc:update_deployment_status(id, status)
 if d then

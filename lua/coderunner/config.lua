@@ -4,7 +4,7 @@
 --   local cfg, err = config.resolve({ url = "postgres://..." })
 --
 -- Order for the connection: overrides.url, DATABASE_URL, the DB_* variables
--- (DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD DB_SSL), else "" (libpq's own
+-- (DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD DB_SSL DB_SSL_CA), else "" (libpq's own
 -- PG* environment). Each pool option falls back on its own: overrides.pool.x,
 -- then its DB_* variable, then the default.
 local pg = require "coderunner.pg"
@@ -30,7 +30,8 @@ local POOL_VARS = {
 }
 
 -- Pool options passed through to the core unchanged when given as overrides.
-local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger", "name" }
+local PASS_THROUGH = { "acquire_timeout", "max_lifetime", "statement_cache", "on_slow_query", "logger", "name",
+  "query_timeout", "reset", "leak_traceback" }
 
 -- The URL schemes libpq accepts.
 local POSTGRES_SCHEMES = { postgres = true, postgresql = true }
@@ -61,21 +62,46 @@ local function to_number(v)
   return nil
 end
 
--- DB_SSL: true/1/yes/on -> require; false/0/no/off -> nothing; or a libpq sslmode.
+-- DB_SSL: a libpq sslmode name, or a boolean alias: true/1/yes/on -> require
+-- (encrypted, the server not verified), false/0/no/off -> disable.
 local function ssl_mode(value)
   local v = value:lower()
   if v == "true" or v == "1" or v == "yes" or v == "on" then return "require" end
-  if v == "false" or v == "0" or v == "no" or v == "off" then return false end
+  if v == "false" or v == "0" or v == "no" or v == "off" then return "disable" end
   if SSL_MODES[v] then return v end
   return nil
 end
 
--- Builds the conninfo from DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD DB_SSL;
--- nil when none of them is set.
+-- The sslmode and sslrootcert parts from DB_SSL and DB_SSL_CA (the root
+-- certificate file that signed the server's): verify-ca and verify-full need
+-- the CA and never fall back to less; a CA alone means verify-full.
+local function ssl_parts(parts, ssl, ca)
+  local mode = ssl and ssl_mode(ssl)
+  if ssl and not mode then
+    return invalid(("DB_SSL must be true, false or a libpq sslmode, got %q"):format(ssl))
+  end
+  if ca and not ssl then mode = "verify-full" end
+  if (mode == "verify-ca" or mode == "verify-full") and not ca then
+    return invalid(("DB_SSL=%s needs DB_SSL_CA, the root certificate file that signed the server's certificate")
+      :format(mode))
+  end
+  if ca then
+    local f = io.open(ca, "r")
+    if not f then return invalid(("DB_SSL_CA: cannot read the file %q"):format(ca)) end
+    f:close()
+  end
+  if mode then parts[#parts + 1] = "sslmode=" .. quote(mode) end
+  if ca then parts[#parts + 1] = "sslrootcert=" .. quote(ca) end
+  return true
+end
+
+-- Builds the conninfo from DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD DB_SSL
+-- DB_SSL_CA; nil when none of them is set.
 local function conninfo_from_parts(getenv)
   local host, port, name = nonempty(getenv("DB_HOST")), nonempty(getenv("DB_PORT")), nonempty(getenv("DB_NAME"))
   local user, password, ssl = nonempty(getenv("DB_USER")), nonempty(getenv("DB_PASSWORD")), nonempty(getenv("DB_SSL"))
-  if not (host or port or name or user or password or ssl) then return nil end
+  local ca = nonempty(getenv("DB_SSL_CA"))
+  if not (host or port or name or user or password or ssl or ca) then return nil end
   local parts = {}
   if host then parts[#parts + 1] = "host=" .. quote(host) end
   if port then
@@ -88,12 +114,9 @@ local function conninfo_from_parts(getenv)
   if name then parts[#parts + 1] = "dbname=" .. quote(name) end
   if user then parts[#parts + 1] = "user=" .. quote(user) end
   if password then parts[#parts + 1] = "password=" .. quote(password) end
-  if ssl then
-    local mode = ssl_mode(ssl)
-    if mode == nil then
-      return invalid(("DB_SSL must be true, false or a libpq sslmode, got %q"):format(ssl))
-    end
-    if mode then parts[#parts + 1] = "sslmode=" .. quote(mode) end
+  if ssl or ca then
+    local ok, err = ssl_parts(parts, ssl, ca)
+    if not ok then return nil, err end
   end
   return table.concat(parts, " ")
 end

@@ -780,8 +780,26 @@ static void test_locale(void)
   setlocale(LC_NUMERIC, "C");
 }
 
+/* json_check_text: what the encoder refuses before anything is sent. */
+static void test_check_text(void)
+{
+  size_t at = 99;
+  CHECK_INT(json_check_text("plain", 5, &at), 0);
+  CHECK_INT(json_check_text("caf\xc3\xa9 \xf0\x9f\x98\x80", 10, &at), 0);
+  CHECK_INT(json_check_text("", 0, &at), 0);
+  CHECK_INT(json_check_text("ab\0c", 4, &at), 1);
+  CHECK_INT(at, 2);
+  CHECK_INT(json_check_text("ok\xff", 3, &at), 2);
+  CHECK_INT(at, 2);
+  CHECK_INT(json_check_text("\xc0\x80", 2, &at), 2);      /* overlong NUL */
+  CHECK_INT(json_check_text("\xed\xa0\x80", 3, &at), 2);  /* a UTF-16 surrogate */
+  CHECK_INT(json_check_text("x\xe2\x82", 3, &at), 2);      /* cut short */
+  CHECK_INT(at, 1);
+}
+
 void test_json(void)
 {
+  test_check_text();
   test_literals();
   test_integers();
   test_numbers();

@@ -54,6 +54,7 @@ local pg = {}
 ---@field connect_timeout? number   seconds. Default 10
 ---@field slow_query_ms? number     statements slower than this are logged (level "warn"); default: none
 ---@field logger? fun(level: string, message: string, info: table)  notices; default: stderr
+---@field query_timeout? number    client-side deadline per statement, seconds; 0/nil: none
 
 --- Opens a connection. conninfo: libpq keywords ("host=... dbname=..."), a
 --- postgres:// URL, or "" for libpq's PG* environment variables.
@@ -76,8 +77,19 @@ function pg.connect(conninfo, opts) end
 ---@field on_slow_query? fun(info: {sql: string, duration_ms: number})
 ---@field logger? fun(level: string, message: string, info: table)
 ---@field name? string            process-wide: every Lua state asking for this name shares one pool
+---@field query_timeout? number   client-side deadline per statement, seconds (default: none)
+---@field reset? "auto"|"always"|"never"  session reset (DISCARD ALL) before lending (default "auto")
+---@field leak_traceback? boolean record where each connection is taken, for leak reports
 
---- Creates a pool. Fails (nil, err kind invalid_input) only for bad options or an
+--- Asks the server to cancel what the connection with this token runs (thread-safe).
+--- true: request delivered; false: no open connection has that token.
+---@param token integer
+---@return boolean|nil sent
+---@return coderunner.pg.Error|nil err
+function pg.cancel(token) end
+
+--- Creates a pool. Fails (nil, err kind invalid_input) only for bad options (unknown
+--- names, non-integral min/max/statement_cache, non-function callbacks) or an
 --- unparsable conninfo; an unreachable server is not an error here. With `name`:
 --- the living pool of that name in the process when there is one (nil, err kind
 --- invalid_input when an option given disagrees with it), else a new one.
@@ -186,14 +198,16 @@ function pg.json_decode(text) end
 local Executor = {}
 
 --- Runs one statement with $1..$n parameters (never interpolated).
----@param sql string
+---@alias coderunner.pg.Statement string|{sql: string, timeout?: number}  a table sets a per-call deadline (seconds)
+
+---@param sql coderunner.pg.Statement
 ---@param ... coderunner.pg.Param
 ---@return coderunner.pg.Result|nil res
 ---@return coderunner.pg.Error|nil err
 function Executor:query(sql, ...) end
 
 --- Runs a script of several statements, no parameters. Returns the last result.
----@param sql string
+---@param sql coderunner.pg.Statement
 ---@return coderunner.pg.Result|nil res
 ---@return coderunner.pg.Error|nil err
 function Executor:exec(sql) end
@@ -292,12 +306,27 @@ function Conn:is_closed() end
 --- {size, entries, hits, misses, replans, binary_results}
 ---@return table
 function Conn:cache_stats() end
+--- nil, err (invalid_input) for a NUL byte or text invalid in the client encoding.
 ---@param s string
----@return string
+---@return string|nil quoted
+---@return coderunner.pg.Error|nil err
 function Conn:escape_identifier(s) end
+--- nil, err (invalid_input) for a NUL byte or text invalid in the client encoding.
 ---@param s string
----@return string
+---@return string|nil quoted
+---@return coderunner.pg.Error|nil err
 function Conn:escape_literal(s) end
+--- A number naming this connection to pg.cancel from any thread or Lua state of the process.
+---@return integer
+function Conn:cancel_token() end
+--- pg.cancel(conn:cancel_token())
+---@return boolean|nil sent
+---@return coderunner.pg.Error|nil err
+function Conn:cancel() end
+--- A libpq connection option in use (sslmode, keepalives_idle, ...); never the password.
+---@param name string
+---@return string|nil
+function Conn:option(name) end
 --- Server parameters: server_version, ...
 ---@param name string
 ---@return string|nil
@@ -340,7 +369,7 @@ function Tx:commit() end
 ---@return true|nil ok
 ---@return coderunner.pg.Error|nil err
 function Tx:rollback() end
---- "active", "committed", "rolled_back"
+--- "active", "committed", "rolled_back", or "ended" (an enclosing level ended it first)
 ---@return string
 function Tx:status() end
 
@@ -360,6 +389,11 @@ function Tx:status() end
 ---@field cache_hits integer
 ---@field cache_misses integer
 ---@field last_error? string  the last failure to connect, redacted
+---@field resets integer       session resets (DISCARD ALL) before lending
+---@field leaks integer        connections collected without release
+---@field connect_attempts integer
+---@field consecutive_connect_failures integer
+---@field connect_backoff number  seconds until the next connect attempt (0: none waits)
 ---@field name? string        a named pool's name
 
 ---@class coderunner.pg.Pool: coderunner.pg.Executor
