@@ -24,6 +24,7 @@ typedef struct copy_state {
   int is_fn;
   long long rows;         /* rows encoded */
   int ncols;              /* columns of the first row */
+  double timeout;         /* client-side deadline per wait on the server, 0: none */
   int started;            /* the COPY statement is running: COPY_IN state */
   int done;               /* the input is exhausted */
 } copy_state;
@@ -170,22 +171,81 @@ static int fill(lua_State *L, copy_state *c) {
   return 0;
 }
 
+/* ---- waits on the server, each within c->timeout (session_wait) ------------ */
+
+/* Starts the deadline of the next wait, unless one already passed. */
+static void arm(copy_state *c) {
+  session *s = c->t.s;
+  if (!s->timed_out) s->deadline = c->timeout > 0 ? session_now() + c->timeout : 0;
+}
+
+/* Sends what libpq holds. 0, or -1 (connection lost or given up). */
+static int flush_out(session *s) {
+  int f;
+  while ((f = PQflush(s->pg)) > 0)
+    if (session_wait(s, 1) != 0) return -1;
+  return f < 0 ? -1 : 0;
+}
+
+/* PQputCopyData on the non-blocking connection. 0, or -1 (the COPY ended:
+ * the server reported an error, or the connection is lost). */
+static int put_data(session *s, const char *data, int len) {
+  int rc;
+  while ((rc = PQputCopyData(s->pg, data, len)) == 0)
+    if (session_wait(s, 1) != 0) return -1;
+  return rc == 1 ? 0 : -1;
+}
+
+/* PQputCopyEnd (errmsg: abort with that reason), then sends it. */
+static int put_end(session *s, const char *errmsg) {
+  int rc;
+  while ((rc = PQputCopyEnd(s->pg, errmsg)) == 0)
+    if (session_wait(s, 1) != 0) return -1;
+  return rc == 1 ? flush_out(s) : -1;
+}
+
+/* Drops the results left after the COPY ended. */
+static void drop_results(session *s) {
+  PGresult *r;
+  while ((r = session_get_result(s)) != NULL) PQclear(r);
+}
+
 /* Reads the results after the COPY ended; pushes the first error (returns 2)
- * or leaves the stack as it was (returns 0, the count in *count). */
+ * or leaves the stack as it was (returns 0, the count in *count). A COPY
+ * that passed its deadline and was cancelled reports kind timeout; one that
+ * completed before the cancel reached it keeps its count. */
 static int finish_results(lua_State *L, copy_state *c, long long *count, int *kind) {
   PGresult *r;
-  int failed = 0;
-  while ((r = PQgetResult(c->t.s->pg)) != NULL) {
+  session *s = c->t.s;
+  int failed = 0, done = 0;
+  while ((r = session_get_result(s)) != NULL) {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK) {
       const char *n = PQcmdTuples(r);
       *count = n && *n ? strtoll(n, NULL, 10) : c->rows;
+      done = 1;
     } else if (!failed) {
       failed = 1;
       lua_pushnil(L);
-      *kind = (int)crpg_push_result_error(L, r, c->t.s);
+      if (s->timed_out) {
+        crpg_new_timeout_error(L, s, c->timeout);
+        *kind = KIND_TIMEOUT;
+      } else {
+        *kind = (int)crpg_push_result_error(L, r, s);
+      }
     }
     PQclear(r);
+  }
+  if (!failed && !done) { /* no result: the connection was given up or lost */
+    failed = 1;
+    lua_pushnil(L);
+    if (s->timed_out) {
+      crpg_new_timeout_error(L, s, c->timeout);
+      *kind = KIND_TIMEOUT;
+    } else {
+      crpg_new_error(L, KIND_CONNECT, PQerrorMessage(s->pg));
+      *kind = KIND_CONNECT;
+    }
   }
   return failed ? 2 : 0;
 }
@@ -214,6 +274,7 @@ static int starts_with_copy(const char *sql) {
  * rows table or iterator. Returns count or nil, err. */
 static int copy_body(lua_State *L) {
   copy_state *c = lua_touserdata(L, 1);
+  session *s = c->t.s;
   size_t sql_len;
   const char *sql = lua_tolstring(L, 2, &sql_len);
   PGresult *r;
@@ -224,41 +285,55 @@ static int copy_body(lua_State *L) {
 
   if (fill(L, c) != 0) return 2;   /* nothing sent yet */
   started = session_now();
-  r = PQexecParams(c->t.s->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+  arm(c);
+  (void)PQsetnonblocking(s->pg, 1);  /* crpg_copy_in sets it back */
+  r = session_finish(s, PQsendQueryParams(s->pg, sql, 0, NULL, NULL, NULL, NULL, 0));
   st = PQresultStatus(r);
   if (st != PGRES_COPY_IN) {
     lua_pushnil(L);
-    if (st == PGRES_COPY_OUT || st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    if (s->timed_out) {
+      /* cancelled before the server asked for data (a lock, say); if it got
+       * to COPY_IN as the cancel arrived, end that COPY too */
+      PQclear(r);
+      r = NULL;
+      (void)put_end(s, "cancelled: client-side timeout");
+      drop_results(s);
+      crpg_new_timeout_error(L, s, c->timeout);
+      failed_kind = KIND_TIMEOUT;
+    } else if (st == PGRES_COPY_OUT || st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       char *row;
-      if (st == PGRES_COPY_OUT) while (PQgetCopyData(c->t.s->pg, &row, 0) > 0) PQfreemem(row);
+      if (st == PGRES_COPY_OUT) while (PQgetCopyData(s->pg, &row, 0) > 0) PQfreemem(row);
       crpg_new_error(L, KIND_INVALID_INPUT, "copy_in needs a COPY ... FROM STDIN statement");
       failed_kind = KIND_INVALID_INPUT;
     } else {
-      failed_kind = (int)crpg_push_result_error(L, r, c->t.s);
+      failed_kind = (int)crpg_push_result_error(L, r, s);
     }
     PQclear(r);
-    while ((r = PQgetResult(c->t.s->pg)) != NULL) PQclear(r);
+    drop_results(s);
     crpg_after_statement(L, &c->t, sql, sql_len, (session_now() - started) * 1000.0, failed_kind, 0);
     return 2;
   }
   PQclear(r);
   c->started = 1;
   for (;;) {
-    if (c->buf.len > 0 && PQputCopyData(c->t.s->pg, c->buf.data, (int)c->buf.len) != 1) break;
+    arm(c);
+    if (c->buf.len > 0 && put_data(s, c->buf.data, (int)c->buf.len) != 0) break;
     if (c->done) break;
     if (fill(L, c) != 0) {
       /* a bad row: abort the COPY with the reason; the server writes nothing */
       int err = lua_gettop(L);
       lua_getfield(L, err, "message");
-      (void)PQputCopyEnd(c->t.s->pg, lua_tostring(L, -1));
+      arm(c);
+      (void)put_end(s, lua_tostring(L, -1));
       lua_pop(L, 1);
       c->started = 0;
-      while ((r = PQgetResult(c->t.s->pg)) != NULL) PQclear(r);
+      drop_results(s);
       crpg_after_statement(L, &c->t, sql, sql_len, (session_now() - started) * 1000.0, KIND_INVALID_INPUT, 0);
       return 2;
     }
   }
-  (void)PQputCopyEnd(c->t.s->pg, NULL);
+  arm(c);
+  (void)put_end(s, NULL);
   c->started = 0;
   if (finish_results(L, c, &count, &failed_kind) != 0) {
     crpg_after_statement(L, &c->t, sql, sql_len, (session_now() - started) * 1000.0, failed_kind, 0);
@@ -282,7 +357,8 @@ int crpg_copy_in(lua_State *L) {
   copy_state c;
   int borrowed, conn_idx, status, nres;
   size_t sql_len;
-  const char *sql = luaL_checklstring(L, 2, &sql_len);
+  double timeout = -1;
+  const char *sql = crpg_statement(L, 2, &sql_len, &timeout); /* raises on misuse */
 
   if (!lua_istable(L, 3) && !lua_isfunction(L, 3))
     return luaL_argerror(L, 3, "expected an array of rows or an iterator function");
@@ -295,7 +371,12 @@ int crpg_copy_in(lua_State *L) {
   conn_idx = lua_gettop(L);
   memset(&c, 0, sizeof c);
   crpg_conn_target(L, conn_idx, &c.t);         /* hooks at conn_idx + 1 */
+  if (crpg_push_if_given_up(L, c.t.s)) {
+    if (borrowed) crpg_release_conn(luaL_checkudata(L, conn_idx, CRPG_CONN_MT));
+    return 2;
+  }
   if (c.t.s->stream_open) session_settle(c.t.s);
+  c.timeout = timeout >= 0 ? timeout : c.t.timeout;
   c.src = 3;  /* in copy_body's frame */
   c.is_fn = lua_isfunction(L, 3);
   strbuf_init(&c.buf);
@@ -303,14 +384,17 @@ int crpg_copy_in(lua_State *L) {
 
   lua_pushcfunction(L, copy_body);
   lua_pushlightuserdata(L, &c);
-  lua_pushvalue(L, 2);
+  lua_pushlstring(L, sql, sql_len);
   lua_pushvalue(L, 3);
   status = lua_pcall(L, 3, LUA_MULTRET, 0);
   if (status != 0 && c.started) {
-    PGresult *r;
-    (void)PQputCopyEnd(c.t.s->pg, "copy_in: the row iterator raised an error");
-    while ((r = PQgetResult(c.t.s->pg)) != NULL) PQclear(r);
+    arm(&c);
+    (void)put_end(c.t.s, "copy_in: the row iterator raised an error");
+    drop_results(c.t.s);
   }
+  (void)PQsetnonblocking(c.t.s->pg, 0);
+  c.t.s->deadline = 0;
+  c.t.s->timed_out = 0;
   strbuf_free(&c.buf);
   strbuf_free(&c.json);
   if (borrowed) crpg_release_conn(luaL_checkudata(L, conn_idx, CRPG_CONN_MT));

@@ -109,6 +109,12 @@ int crpg_run(lua_State *L, exec_target *t, int sql_idx, int first, int n, int si
  * from first (0, or -1 with nil, err pushed); run_encoded runs them. */
 int crpg_encode_statement(lua_State *L, int sql_idx, int first, int n, param_set *ps);
 int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param_set *ps, int simple);
+/* When a passed deadline made the session give up (s->broken): pushes nil,
+ * err (kind closed) and returns 2; else returns 0. */
+int crpg_push_if_given_up(lua_State *L, const session *s);
+/* Pushes the error object (kind timeout) for a statement cancelled after
+ * timeout seconds by its client-side deadline (s->timed_out). */
+void crpg_new_timeout_error(lua_State *L, const session *s, double timeout);
 /* The statement at sql_idx: a string, or { sql = "...", timeout = seconds }
  * (timeout then overrides *timeout). Raises on misuse. */
 const char *crpg_statement(lua_State *L, int sql_idx, size_t *len, double *timeout);

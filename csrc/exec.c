@@ -194,13 +194,10 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
       kind = KIND_SERVER;
     }
   } else if (s->timed_out) {
-    char msg[160];
     PQclear(r);
     s->timed_out = 0;
-    snprintf(msg, sizeof msg, "statement cancelled after %g s (client-side timeout)%s", timeout,
-             s->broken ? "; the server did not answer the cancel: connection given up" : "");
     lua_pushnil(L);
-    crpg_new_error(L, KIND_TIMEOUT, msg);
+    crpg_new_timeout_error(L, s, timeout);
     kind = KIND_TIMEOUT;
   } else {
     if (r && (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)) {
@@ -220,6 +217,19 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
   }
   crpg_after_statement(L, t, sql, sql_len, ms, ok ? -1 : (int)kind, hit);
   return ok ? 1 : 2;
+}
+
+int crpg_push_if_given_up(lua_State *L, const session *s) {
+  if (!s->broken) return 0;
+  return crpg_push_error(L, KIND_CLOSED, "connection was given up: a statement passed its deadline "
+                                         "and the server did not answer the cancel");
+}
+
+void crpg_new_timeout_error(lua_State *L, const session *s, double timeout) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "statement cancelled after %g s (client-side timeout)%s", timeout,
+           s->broken ? "; the server did not answer the cancel: connection given up" : "");
+  crpg_new_error(L, KIND_TIMEOUT, msg);
 }
 
 void crpg_after_statement(lua_State *L, exec_target *t, const char *sql, size_t sql_len, double ms,

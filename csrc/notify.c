@@ -74,7 +74,7 @@ static int conn_wait_notification(lua_State *L) {
         lua_pushnil(L);
         return 1;
       }
-      ms = (int)(left * 1000.0) + 1;
+      ms = left > 86400.0 ? 86400000 : (int)(left * 1000.0) + 1; /* math.huge: a day at a time */
     } else {
       ms = -1;
     }

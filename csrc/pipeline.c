@@ -21,8 +21,6 @@
  * allowed in them.
  * The connection is in non-blocking mode while statements are sent, reading
  * whatever the server already answered, so a long pipeline cannot deadlock. */
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +33,8 @@ typedef struct pipeline_handle {
   int sent;               /* statements queued */
   int open;               /* accepting statements */
   int failed_send;        /* a send failed: the connection is broken */
+  double timeout;         /* client-side deadline for the whole pipeline, 0: none */
+  double deadline;        /* monotonic seconds (from its start), 0: none */
 } pipeline_handle;
 
 static pipeline_handle *to_pipeline(lua_State *L, int idx) {
@@ -42,18 +42,13 @@ static pipeline_handle *to_pipeline(lua_State *L, int idx) {
 }
 
 /* Sends what libpq buffered, reading incoming results meanwhile so the server
- * never blocks on a full socket. 0, or -1 when the connection failed. */
-static int flush_all(PGconn *pg) {
+ * never blocks on a full socket, within the session's deadline. 0, or -1 when
+ * the connection failed or was given up. */
+static int flush_all(session *s) {
   for (;;) {
-    struct pollfd p;
-    int rc = PQflush(pg);
+    int rc = PQflush(s->pg);
     if (rc == 0) return 0;
-    if (rc < 0) return -1;
-    p.fd = PQsocket(pg);
-    p.events = POLLIN | POLLOUT;
-    p.revents = 0;
-    if (poll(&p, 1, -1) < 0 && errno != EINTR) return -1;
-    if ((p.revents & POLLIN) && !PQconsumeInput(pg)) return -1;
+    if (rc < 0 || session_wait(s, 1) != 0) return -1;
   }
 }
 
@@ -122,19 +117,22 @@ static int pipeline_query(lua_State *L) {
   return 1;
 }
 
-/* Reads the results of the p->sent statements into a new array (pushed).
- * Leaves pipeline mode. */
-static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, double started) {
+/* Reads the results of the p->sent statements into a new array (pushed),
+ * waiting until p->deadline; leaves pipeline mode. Returns how many
+ * statements the deadline cut (cancelled, or never answered). */
+static int collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, double started) {
   session *s = p->conn->s;
   PGconn *pg = s->pg;
-  int i, errors = 0, res, broken = 0, names, n = p->sent;
+  int i, errors = 0, res, broken = 0, names, n = p->sent, timed_out, timeouts = 0;
   PGresult **got;
   push_names(L, pidx);
   names = lua_gettop(L);
   got = lua_newuserdatauv(L, sizeof(PGresult *) * (size_t)(n > 0 ? n : 1), 0);
   memset(got, 0, sizeof(PGresult *) * (size_t)(n > 0 ? n : 1));
+  s->timed_out = 0;
+  s->deadline = p->deadline;
   if (p->in_tx && !PQpipelineSync(pg)) broken = 1;
-  if (!broken && flush_all(pg) != 0) broken = 1;
+  if (!broken && flush_all(s) != 0) broken = 1;
   (void)PQsetnonblocking(pg, 0);
 
   /* 1. read every result, in order, while in pipeline mode */
@@ -153,7 +151,7 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
       name = buf;
     }
     if (prepared_here && !broken) {
-      r = PQgetResult(pg);        /* the prepare */
+      r = session_get_result(s);        /* the prepare */
       if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         session_pipeline_forget(s, name);
         prep_failed = r;
@@ -162,12 +160,12 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
       }
       if (!r) {
         broken = 1;
-      } else if ((r = PQgetResult(pg)) != NULL) { /* its NULL */
+      } else if ((r = session_get_result(s)) != NULL) { /* its NULL */
         PQclear(r);
         broken = 1;
       }
     }
-    r = broken ? NULL : PQgetResult(pg);
+    r = broken ? NULL : session_get_result(s);
     if (prep_failed) {            /* report the prepare's error, not the execute's */
       PQclear(r);
       r = prep_failed;
@@ -181,20 +179,23 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
     /* the NULL that ends this statement's results, then its sync */
     if (!broken) {
       PGresult *x;
-      while ((x = PQgetResult(pg)) != NULL) {
+      while ((x = session_get_result(s)) != NULL) {
         st = PQresultStatus(x);
         PQclear(x);
         if (st == PGRES_PIPELINE_SYNC) break;
       }
       if (!p->in_tx) {
-        x = PQgetResult(pg);
+        x = session_get_result(s);
         if (x && PQresultStatus(x) != PGRES_PIPELINE_SYNC) broken = 1;
         PQclear(x);
       }
     }
   }
-  if (!broken && p->in_tx) PQclear(PQgetResult(pg));   /* the one sync */
+  if (!broken && p->in_tx) PQclear(session_get_result(s));   /* the one sync */
   if (!PQexitPipelineMode(pg)) s->stream_open = 1;     /* leftovers: the next statement settles them */
+  timed_out = s->timed_out;  /* decoding below may run type queries, which reset it */
+  s->timed_out = 0;
+  s->deadline = 0;
 
   /* 2. decode, out of pipeline mode: result.c may ask the server about types */
   lua_createtable(L, n, 1);
@@ -218,6 +219,15 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
     } else if (r) {
       kind = (int)crpg_push_result_error(L, r, s);
       PQclear(r);
+      if (timed_out && kind == KIND_TIMEOUT) { /* cancelled by the deadline, not by someone else */
+        lua_pop(L, 1);
+        crpg_new_timeout_error(L, s, p->timeout);
+        timeouts++;
+      }
+    } else if (timed_out) {
+      crpg_new_timeout_error(L, s, p->timeout);
+      kind = KIND_TIMEOUT;
+      timeouts++;
     } else {
       crpg_new_error(L, KIND_CONNECT, session_is_broken(s) ? PQerrorMessage(pg) : "pipeline: result missing");
       kind = KIND_CONNECT;
@@ -230,12 +240,13 @@ static void collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, 
   lua_setfield(L, res, "errors");
   lua_replace(L, names);          /* results over the names and the scratch array */
   lua_settop(L, names);
+  return timeouts;
 }
 
 /* Starts a pipeline on the executor at 1; pushes conn (at the returned index
  * - 1... ) and the pipeline object. Returns the pipeline's index, or 0 with
  * nil, err pushed. *borrowed as crpg_push_executor_conn. */
-static int start(lua_State *L, int *borrowed) {
+static int start(lua_State *L, int *borrowed, double timeout) {
   pipeline_handle *p;
   int conn_idx, pidx;
   session *s;
@@ -255,6 +266,12 @@ static int start(lua_State *L, int *borrowed) {
   lua_setfield(L, -2, "names");
   crpg_setuservalue(L, pidx);
   s = p->conn->s;
+  if (crpg_push_if_given_up(L, s)) {
+    if (*borrowed) crpg_release_conn(p->conn);
+    return 0;
+  }
+  p->timeout = timeout >= 0 ? timeout : p->conn->timeout;
+  p->deadline = p->timeout > 0 ? session_now() + p->timeout : 0;
   if (s->stream_open) session_settle(s);
   p->in_tx = PQtransactionStatus(s->pg) != PQTRANS_IDLE;
   if (!PQenterPipelineMode(s->pg) || PQsetnonblocking(s->pg, 1) != 0) {
@@ -265,15 +282,41 @@ static int start(lua_State *L, int *borrowed) {
   return pidx;
 }
 
-/* Ends the pipeline at pidx: results pushed (1) ... */
-static void end(lua_State *L, int pidx, int borrowed) {
+/* Ends the pipeline at pidx: pushes results and returns 1, or, when the
+ * deadline cut statements, nil, err (kind timeout, err.results holding every
+ * statement's result or error) and returns 2. */
+static int end(lua_State *L, int pidx, int borrowed) {
   pipeline_handle *p = to_pipeline(L, pidx);
   exec_target t;
+  int timeouts;
   p->open = 0;
   lua_pushvalue(L, pidx - 1);
   crpg_conn_target(L, -1, &t);
-  collect(L, pidx, p, &t, session_now());
+  timeouts = collect(L, pidx, p, &t, session_now());
+  if (timeouts) { /* made before the release: a borrowed session goes back to the pool */
+    lua_pushnil(L);
+    crpg_new_timeout_error(L, p->conn->s, p->timeout);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "results");
+  }
   if (borrowed) crpg_release_conn(p->conn);
+  return timeouts ? 2 : 1;
+}
+
+/* The options table at idx ({ timeout = seconds }), or none: the timeout,
+ * -1 when not given. Raises on misuse. */
+static double opt_timeout(lua_State *L, int idx) {
+  double timeout = -1;
+  if (lua_isnoneornil(L, idx)) return timeout;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "timeout");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
+      luaL_error(L, "option timeout must be a number >= 0 (seconds; 0 for none)");
+    timeout = (double)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return timeout;
 }
 
 /* executor:pipeline(fn) -> results
@@ -282,21 +325,22 @@ static void end(lua_State *L, int pidx, int borrowed) {
  * already queued have run (their results dropped). */
 int crpg_pipeline(lua_State *L) {
   int borrowed, pidx, status;
+  double timeout;
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  timeout = opt_timeout(L, 3);
   lua_settop(L, 2);
-  pidx = start(L, &borrowed);
+  pidx = start(L, &borrowed, timeout);
   if (!pidx) return 2;
   lua_pushvalue(L, 2);
   lua_pushvalue(L, pidx);
   status = lua_pcall(L, 1, 0, 0);
   if (status != 0) {
     int err = lua_gettop(L);
-    end(L, pidx, borrowed);
+    (void)end(L, pidx, borrowed);
     lua_pushvalue(L, err);
     return lua_error(L);
   }
-  end(L, pidx, borrowed);
-  return 1;
+  return end(L, pidx, borrowed);
 }
 
 /* executor:batch{ {sql, arg1, ...}, ... } -> results | nil, err
@@ -304,7 +348,9 @@ int crpg_pipeline(lua_State *L) {
  * returns nil, err (kind invalid_input) before anything is sent. */
 int crpg_batch(lua_State *L) {
   int borrowed, pidx, i, n;
+  double timeout;
   luaL_checktype(L, 2, LUA_TTABLE);
+  timeout = opt_timeout(L, 3);
   lua_settop(L, 2);
   n = (int)lua_rawlen(L, 2);
   /* check every entry before sending anything */
@@ -334,7 +380,7 @@ int crpg_batch(lua_State *L) {
     if (crpg_encode_params(L, 4, m > 1 ? m - 1 : 0, &ps)) return 2;
     lua_settop(L, 2);
   }
-  pidx = start(L, &borrowed);
+  pidx = start(L, &borrowed, timeout);
   if (!pidx) return 2;
   for (i = 1; i <= n; i++) {
     int k, m, top = lua_gettop(L);
@@ -346,8 +392,7 @@ int crpg_batch(lua_State *L) {
     lua_settop(L, top);
   }
   lua_settop(L, pidx);
-  end(L, pidx, borrowed);
-  return 1;
+  return end(L, pidx, borrowed);
 }
 
 static int pipeline_tostring(lua_State *L) {

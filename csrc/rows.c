@@ -26,6 +26,7 @@ typedef struct rows_cursor {
   PGresult *pending;      /* the first result, read by rows() */
   strbuf scratch;         /* copy_out: one field, unescaped */
   double started;
+  double timeout;         /* client-side deadline per wait for the server, 0: none */
   unsigned gen;           /* the session's stream_gen when this stream began */
   int mode;
   int raw;                /* copy_out: yield lines as strings */
@@ -64,6 +65,8 @@ static void finish(lua_State *L, int cur, rows_cursor *c, int failed_kind) {
       s->stream_open = 0;
       s->stream_gen++;
     }
+    s->deadline = 0;
+    s->timed_out = 0;
     c->active = 0;
     {
       exec_target t;
@@ -87,22 +90,62 @@ static void abandon(lua_State *L, int cur, rows_cursor *c) {
   finish(L, cur, c, -1);
 }
 
+/* Starts the deadline of the next wait for the server, unless one already
+ * passed (the cancel is then on its way). */
+static void arm(rows_cursor *c) {
+  session *s = c->conn->s;
+  if (!s->timed_out) s->deadline = c->timeout > 0 ? session_now() + c->timeout : 0;
+}
+
 /* Reads the rest of a finished statement; pushes an error object for the
- * first failure (returns its kind) or returns -1. */
+ * first failure (returns its kind) or returns -1. After a passed deadline
+ * the failure is kind timeout. */
 static int drain(lua_State *L, rows_cursor *c, PGresult *r) {
   int kind = -1;
   session *s = c->conn->s;
   for (;;) {
     ExecStatusType st;
-    if (!r) r = PQgetResult(s->pg);
+    if (!r) r = session_get_result(s);
     if (!r) break;
     st = PQresultStatus(r);
-    if (kind < 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE)
-      kind = (int)crpg_push_result_error(L, r, s);
+    if (kind < 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE) {
+      if (s->timed_out) {
+        crpg_new_timeout_error(L, s, c->timeout);
+        kind = KIND_TIMEOUT;
+      } else {
+        kind = (int)crpg_push_result_error(L, r, s);
+      }
+    }
     PQclear(r);
     r = NULL;
   }
+  if (kind < 0 && s->timed_out && s->broken) { /* the cancel went unanswered: given up */
+    crpg_new_timeout_error(L, s, c->timeout);
+    kind = KIND_TIMEOUT;
+  }
   return kind;
+}
+
+/* Reads and drops what is left of a COPY TO STDOUT (within the deadline). */
+static void drop_copy_data(session *s) {
+  for (;;) {
+    char *line = NULL;
+    int n = PQgetCopyData(s->pg, &line, 1);
+    if (n > 0) {
+      PQfreemem(line);
+    } else if (n == 0) {
+      if (session_wait(s, 0) != 0) break;
+    } else {
+      break;
+    }
+  }
+}
+
+/* Sends what libpq holds of the statement just sent (non-blocking), within
+ * the deadline. */
+static void flush_out(session *s) {
+  while (PQflush(s->pg) > 0)
+    if (session_wait(s, 1) != 0) break;
 }
 
 typedef struct split_ctx {
@@ -131,9 +174,11 @@ static int rows_next(lua_State *L) {
   }
   s = c->conn->s;
   if (c->mode == MODE_ROWS) {
-    PGresult *r = c->pending ? c->pending : PQgetResult(s->pg);
+    PGresult *r;
     ExecStatusType st;
     int kind;
+    arm(c);
+    r = c->pending ? c->pending : session_get_result(s);
     c->pending = NULL;
     st = PQresultStatus(r);
     if (r && st == PGRES_SINGLE_TUPLE) {
@@ -156,8 +201,10 @@ static int rows_next(lua_State *L) {
     return 0;
   } else {
     char *line = NULL;
-    int n = PQgetCopyData(s->pg, &line, 0);
-    int kind;
+    int n, kind;
+    arm(c);
+    while ((n = PQgetCopyData(s->pg, &line, 1)) == 0)
+      if (session_wait(s, 0) != 0) break;
     if (n > 0) {
       if (c->raw) {
         lua_pushlstring(L, line, (size_t)n);
@@ -239,6 +286,12 @@ static int new_cursor(lua_State *L, int mode) {
   crpg_getuservalue(L, conn_idx);   /* the connection's hooks: registered decoders */
   lua_rawseti(L, -2, 2);
   crpg_setuservalue(L, cur);
+  if (crpg_push_if_given_up(L, c->conn->s)) { /* nil, err pushed */
+    int err = lua_gettop(L);
+    finish(L, cur, c, KIND_CLOSED);
+    lua_settop(L, err);
+    return 0;
+  }
   if (c->conn->s->stream_open) session_settle(c->conn->s);
   if (c->conn->s->decoding) {
     PQclear(c->conn->s->decoding);
@@ -282,7 +335,8 @@ static int start_failed(lua_State *L, int cur, rows_cursor *c, int kind) {
 int crpg_rows(lua_State *L) {
   int n = lua_gettop(L) - 2, cur, kind;
   size_t sql_len;
-  const char *sql = luaL_checklstring(L, 2, &sql_len);
+  double timeout = -1;
+  const char *sql = crpg_statement(L, 2, &sql_len, &timeout); /* raises on misuse */
   param_set ps;
   rows_cursor *c;
   session *s;
@@ -297,14 +351,24 @@ int crpg_rows(lua_State *L) {
   c = to_cursor(L, cur);
   s = c->conn->s;
   c->started = session_now();
+  c->timeout = timeout >= 0 ? timeout : c->conn->timeout;
   if (crpg_fix_array_delims(L, s, sql, sql_len, 3, &ps)) return start_failed(L, cur, c, KIND_INVALID_INPUT);
   /* Prepared and described first: result.c learns the column types (pg_type
    * queries, registered decoders) now, while the connection may still run
-   * queries; in the middle of the stream it could not. */
-  r = PQprepare(s->pg, "", sql, ps.n, ps.types);
-  if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+   * queries; in the middle of the stream it could not. The deadline runs
+   * from here to the first row. */
+  arm(c);
+  (void)PQsetnonblocking(s->pg, 1);
+  r = session_finish(s, PQsendPrepare(s->pg, "", sql, ps.n, ps.types));
+  if (PQresultStatus(r) == PGRES_COMMAND_OK && !s->timed_out) {
     PQclear(r);
-    r = PQdescribePrepared(s->pg, "");
+    r = session_finish(s, PQsendDescribePrepared(s->pg, ""));
+  }
+  (void)PQsetnonblocking(s->pg, 0);
+  if (s->timed_out) {
+    PQclear(r);
+    crpg_new_timeout_error(L, s, c->timeout);
+    return start_failed(L, cur, c, KIND_TIMEOUT);
   }
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     kind = (int)crpg_push_result_error(L, r, s);
@@ -321,13 +385,21 @@ int crpg_rows(lua_State *L) {
     lua_settop(L, top);
   }
   /* sent whole again: the type queries above may have replaced the unnamed statement */
+  if (s->timed_out) { /* a type query passed the deadline */
+    crpg_new_timeout_error(L, s, c->timeout);
+    return start_failed(L, cur, c, KIND_TIMEOUT);
+  }
+  (void)PQsetnonblocking(s->pg, 1);
   if (!PQsendQueryParams(s->pg, sql, ps.n, ps.types, ps.values, ps.lengths, ps.formats, 0)) {
+    (void)PQsetnonblocking(s->pg, 0);
     crpg_new_error(L, session_is_broken(s) ? KIND_CONNECT : KIND_SERVER, PQerrorMessage(s->pg));
     return start_failed(L, cur, c, session_is_broken(s) ? KIND_CONNECT : KIND_SERVER);
   }
   (void)PQsetSingleRowMode(s->pg);
   open_stream(c);
-  r = PQgetResult(s->pg);
+  flush_out(s);
+  (void)PQsetnonblocking(s->pg, 0);
+  r = session_get_result(s);
   st = PQresultStatus(r);
   if (r && st == PGRES_SINGLE_TUPLE) {
     c->pending = r;
@@ -346,7 +418,8 @@ int crpg_rows(lua_State *L) {
  * each line as it came (with its newline). */
 int crpg_copy_out(lua_State *L) {
   size_t sql_len;
-  const char *sql = luaL_checklstring(L, 2, &sql_len);
+  double timeout = -1;
+  const char *sql = crpg_statement(L, 2, &sql_len, &timeout); /* raises on misuse */
   int raw = 0, cur, kind;
   rows_cursor *c;
   session *s;
@@ -367,14 +440,25 @@ int crpg_copy_out(lua_State *L) {
   c->raw = raw;
   s = c->conn->s;
   c->started = session_now();
-  r = PQexecParams(s->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+  c->timeout = timeout >= 0 ? timeout : c->conn->timeout;
+  arm(c);
+  (void)PQsetnonblocking(s->pg, 1);
+  r = session_finish(s, PQsendQueryParams(s->pg, sql, 0, NULL, NULL, NULL, NULL, 0));
+  (void)PQsetnonblocking(s->pg, 0);
   st = PQresultStatus(r);
-  if (r && st == PGRES_COPY_OUT) {
+  if (r && st == PGRES_COPY_OUT && !s->timed_out) {
     PQclear(r);
     open_stream(c);
     return push_iterator(L, cur);
   }
   open_stream(c);
+  if (s->timed_out) { /* cancelled before the first row; it may have reached COPY_OUT meanwhile */
+    PQclear(r);
+    drop_copy_data(s);
+    while ((r = session_get_result(s)) != NULL) PQclear(r);
+    crpg_new_timeout_error(L, s, c->timeout);
+    return start_failed(L, cur, c, KIND_TIMEOUT);
+  }
   if (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN)) {
     if (st == PGRES_COPY_IN) (void)PQputCopyEnd(s->pg, "copy_out needs COPY ... TO STDOUT");
     PQclear(r);

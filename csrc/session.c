@@ -19,6 +19,9 @@
 /* After a deadline passes: how long the cancel request and the drain of the
  * cancelled statement may take before the connection is given up. */
 #define CANCEL_GRACE 2.0
+/* After a deadline passed: how long session_wait waits with nothing arriving
+ * before it sends the cancel again (a pipeline's next statement started). */
+#define CANCEL_RETRY 0.25
 
 double session_now(void) {
   struct timespec ts;
@@ -540,6 +543,44 @@ PGresult *session_query(session *s, const char *sql) {
   r = finish(s, PQsendQuery(s->pg, sql));
   nonblocking(s, 0);
   return r;
+}
+
+int session_wait(session *s, int writing) {
+  int fd = PQsocket(s->pg);
+  for (;;) {
+    double until = s->deadline, now;
+    int ev;
+    if (s->broken) return -1;
+    if (s->timed_out) {
+      until = session_now() + CANCEL_RETRY;
+      if (until > s->cancel_until) until = s->cancel_until;
+    }
+    ev = wait_io(fd, writing ? POLLIN | POLLOUT : POLLIN, until);
+    if (ev < 0) return -1;
+    if (ev > 0) return (ev & ~POLLOUT) && !PQconsumeInput(s->pg) ? -1 : 0;
+    now = session_now();
+    if (!s->timed_out) {
+      s->timed_out = 1;
+      s->cancel_until = now + CANCEL_GRACE;
+    } else if (now >= s->cancel_until) {
+      s->broken = 1;
+      return -1;
+    }
+    if (send_cancel(s->pg, s->cancel_until) != 0) {
+      s->broken = 1;
+      return -1;
+    }
+  }
+}
+
+PGresult *session_get_result(session *s) {
+  while (PQisBusy(s->pg))
+    if (session_wait(s, 0) != 0) return s->broken ? NULL : PQgetResult(s->pg); /* lost: libpq reports it */
+  return PQgetResult(s->pg);
+}
+
+PGresult *session_finish(session *s, int sent) {
+  return finish(s, sent);
 }
 
 void session_savepoint_name(char *buf, size_t n, unsigned id) {

@@ -62,6 +62,7 @@ typedef struct session {
   /* client-side deadline of the statement in flight (see session_query) */
   double deadline;                 /* monotonic seconds; 0: none */
   int timed_out;                   /* the last statement passed its deadline and was cancelled */
+  double cancel_until;             /* after timed_out: end of the grace for the cancel (session_wait) */
   int broken;                      /* unusable: a cancel or a cleanup did not finish in time */
   /* transactions (tx.c): at most one open per connection, with its savepoints */
   unsigned long long tx_id;        /* the open transaction, 0 when none */
@@ -108,6 +109,26 @@ PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
  * connection is then usable, or marked broken when the cancel did not finish
  * within a grace period). Returns NULL only when out of memory. */
 PGresult *session_query(session *s, const char *sql);
+
+/* For statements whose results are read piece by piece (rows, COPY,
+ * pipelines): waits until the socket is readable (writing: or writable),
+ * then reads what arrived, within s->deadline (0: none). When the deadline
+ * passes, sets s->timed_out and asks the server to cancel (again each
+ * quarter second while nothing arrives, for a pipeline's next statement),
+ * and keeps waiting until a grace period ends; then gives the connection up
+ * (s->broken). Returns 0 when something can be read (or written), -1 when
+ * the connection is given up or lost. */
+int session_wait(session *s, int writing);
+
+/* PQgetResult that waits with session_wait first: NULL at the end of the
+ * statement's results, or when the connection was given up or lost
+ * (session_is_broken tells). */
+PGresult *session_get_result(session *s);
+
+/* Collects the results of a statement just sent (sent: PQsend*'s result)
+ * as session_query does, within s->deadline. The caller sent it in
+ * non-blocking mode. */
+PGresult *session_finish(session *s, int sent);
 
 /* Name of savepoint number id ("crpg_sp_<id>"). */
 void session_savepoint_name(char *buf, size_t n, unsigned id);
