@@ -345,6 +345,9 @@ static int copy_body(lua_State *L) {
 }
 
 /* executor:copy_in(sql, rows) -> count | nil, err
+ * sql may be { sql = "COPY ...", timeout = s }: a deadline (else the
+ * connection's query_timeout) on each wait for the server; past it the COPY
+ * is cancelled and nil, err (kind timeout) returned.
  * sql: COPY table [(columns)] FROM STDIN (text format, the default).
  * rows: an array of row arrays, or an iterator function returning a row
  * array per call and nil at the end. Values encode as query parameters do

@@ -319,7 +319,9 @@ static double opt_timeout(lua_State *L, int idx) {
   return timeout;
 }
 
-/* executor:pipeline(fn) -> results
+/* executor:pipeline(fn [, { timeout = s }]) -> results | nil, err
+ * The timeout (else query_timeout) covers the whole pipeline; past it: nil,
+ * err (kind timeout) with err.results.
  * Calls fn(p); each p:query(sql, ...) queues a statement; when fn returns the
  * results are read. A Lua error in fn is raised again once the statements
  * already queued have run (their results dropped). */
@@ -343,7 +345,8 @@ int crpg_pipeline(lua_State *L) {
   return end(L, pidx, borrowed);
 }
 
-/* executor:batch{ {sql, arg1, ...}, ... } -> results | nil, err
+/* executor:batch({ {sql, arg1, ...}, ... } [, { timeout = s }]) -> results | nil, err
+ * The timeout as for pipeline.
  * A bad entry (not a table, no SQL, a parameter that cannot be encoded)
  * returns nil, err (kind invalid_input) before anything is sent. */
 int crpg_batch(lua_State *L) {

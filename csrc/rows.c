@@ -327,6 +327,9 @@ static int start_failed(lua_State *L, int cur, rows_cursor *c, int kind) {
 }
 
 /* executor:rows(sql, ...) -> iterator, cursor, nil, cursor | nil, err
+ * sql may be { sql = "...", timeout = s }: a deadline (else query_timeout) on
+ * each wait for the server (the start, then each next row); past it the
+ * statement is cancelled and the timeout reported as any error.
  *   for row in assert(conn:rows("select ...", a, b)) do ... end
  * Runs sql with the parameters in single-row mode; each step decodes one row
  * (as query would). An error before the first row returns nil, err; an error
@@ -412,6 +415,7 @@ int crpg_rows(lua_State *L) {
 }
 
 /* executor:copy_out(sql [, opts]) -> iterator, cursor, nil, cursor | nil, err
+ * sql may be { sql = "...", timeout = s }, with the deadline as for rows.
  *   for row in assert(conn:copy_out("COPY t TO STDOUT")) do ... end
  * sql: COPY ... TO STDOUT in text format. Each step yields a row as an array
  * of strings (COPY's text unescaped; NULL as pg.null); opts.raw = true yields

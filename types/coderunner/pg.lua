@@ -36,6 +36,7 @@ local pg = {}
 ---@field datatype? string
 ---@field constraint? string
 ---@field where? string
+---@field results? coderunner.pg.PipelineResults  a pipeline or batch cut by its deadline: every statement's result or error
 
 ---@alias coderunner.pg.Param nil|boolean|integer|number|string|table|coderunner.pg.Null
 
@@ -237,7 +238,7 @@ function Executor:begin(opts) end
 --- returning one row array per call and nil at the end. Values encode as
 --- parameters do (pg.null for NULL). Returns the number of rows stored; a bad
 --- row writes nothing and returns nil, err (kind invalid_input).
----@param sql string  COPY table [(columns)] FROM STDIN
+---@param sql coderunner.pg.Statement  COPY table [(columns)] FROM STDIN
 ---@param rows any[][]|fun(): any[]|nil
 ---@return integer|nil count
 ---@return coderunner.pg.Error|nil err
@@ -248,7 +249,7 @@ function Executor:copy_in(sql, rows) end
 
 --- Runs COPY ... TO STDOUT; iterates rows as arrays of text (NULL as pg.null),
 --- or raw lines. `for row in assert(x:copy_out(sql)) do ... end`
----@param sql string
+---@param sql coderunner.pg.Statement
 ---@param opts? coderunner.pg.CopyOutOptions
 ---@return (fun(state: coderunner.pg.Rows): (string[]|string|nil))|nil iterator
 ---@return coderunner.pg.Rows|coderunner.pg.Error state_or_err
@@ -258,8 +259,9 @@ function Executor:copy_out(sql, opts) end
 
 --- Streams a query's rows one at a time (single-row mode), each decoded as
 --- query decodes it. `for row in assert(x:rows(sql, ...)) do ... end`; a
---- server error in the middle raises the error object from the loop.
----@param sql string
+--- server error in the middle raises the error object from the loop (a
+--- timeout too: the deadline applies to each wait for the next rows).
+---@param sql coderunner.pg.Statement
 ---@param ... coderunner.pg.Param
 ---@return (fun(state: coderunner.pg.Rows): table|nil)|nil iterator
 ---@return coderunner.pg.Rows|coderunner.pg.Error state_or_err
@@ -271,17 +273,25 @@ function Executor:rows(sql, ...) end
 ---@field errors integer  how many statements failed
 
 --- Runs fn(p); each p:query(sql, ...) is sent at once (pipeline mode); the
---- results are read, in order, when fn returns.
+--- results are read, in order, when fn returns. Past the deadline (opts.timeout,
+--- else query_timeout) returns nil, err (kind timeout) with err.results.
 ---@param fn fun(p: coderunner.pg.Pipeline)
----@return coderunner.pg.PipelineResults results
-function Executor:pipeline(fn) end
-
---- The statements { {sql, arg1, ...}, ... } in one pipeline. A bad entry
---- returns nil, err before anything is sent.
----@param list table[]
+---@param opts? coderunner.pg.PipelineOptions
 ---@return coderunner.pg.PipelineResults|nil results
 ---@return coderunner.pg.Error|nil err
-function Executor:batch(list) end
+function Executor:pipeline(fn, opts) end
+
+--- The statements { {sql, arg1, ...}, ... } in one pipeline. A bad entry
+--- returns nil, err before anything is sent; past the deadline, nil, err
+--- (kind timeout) with err.results.
+---@param list table[]
+---@param opts? coderunner.pg.PipelineOptions
+---@return coderunner.pg.PipelineResults|nil results
+---@return coderunner.pg.Error|nil err
+function Executor:batch(list, opts) end
+
+---@class coderunner.pg.PipelineOptions
+---@field timeout? number  seconds for the whole pipeline, overriding query_timeout (0: none)
 
 ---@class coderunner.pg.Pipeline
 local Pipeline = {}
