@@ -190,6 +190,7 @@ describe("coderunner.pg deadlines on batch, pipeline, rows and COPY", function()
     assert.are.same({ { "1", "a" } }, rows)
     n, e = drain(conn:copy_out({ sql = "COPY (select 1 union all select pg_sleep(5)::text::int /* wt_cout2 */) TO STDOUT",
       timeout = 0.2 }))
+    assert.is_true(n <= 1) -- the first line, if the server sent it before the stall
     assert.are.equal("timeout", e.kind)
     assert.is_truthy(stopped("wt_cout2"))
     assert(conn:query("select 1"))
