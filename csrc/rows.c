@@ -59,14 +59,16 @@ static void finish(lua_State *L, int cur, rows_cursor *c, int failed_kind) {
     PQclear(c->pending);
     c->pending = NULL;
   }
+  if (c->conn && c->conn->s && (!c->active || still_ours(c))) {
+    c->conn->s->deadline = 0;  /* a start that failed, or the stream's end */
+    c->conn->s->timed_out = 0;
+  }
   if (c->active && c->conn->s) {
     session *s = c->conn->s;
     if (still_ours(c)) {
       s->stream_open = 0;
       s->stream_gen++;
     }
-    s->deadline = 0;
-    s->timed_out = 0;
     c->active = 0;
     {
       exec_target t;
@@ -179,6 +181,7 @@ static int rows_next(lua_State *L) {
     int kind;
     arm(c);
     r = c->pending ? c->pending : session_get_result(s);
+    s->deadline = 0;  /* armed again for the next wait */
     c->pending = NULL;
     st = PQresultStatus(r);
     if (r && st == PGRES_SINGLE_TUPLE) {
@@ -205,6 +208,7 @@ static int rows_next(lua_State *L) {
     arm(c);
     while ((n = PQgetCopyData(s->pg, &line, 1)) == 0)
       if (session_wait(s, 0) != 0) break;
+    s->deadline = 0;  /* armed again for the next wait */
     if (n > 0) {
       if (c->raw) {
         lua_pushlstring(L, line, (size_t)n);
@@ -403,6 +407,7 @@ int crpg_rows(lua_State *L) {
   flush_out(s);
   (void)PQsetnonblocking(s->pg, 0);
   r = session_get_result(s);
+  s->deadline = 0;
   st = PQresultStatus(r);
   if (r && st == PGRES_SINGLE_TUPLE) {
     c->pending = r;
@@ -449,6 +454,7 @@ int crpg_copy_out(lua_State *L) {
   (void)PQsetnonblocking(s->pg, 1);
   r = session_finish(s, PQsendQueryParams(s->pg, sql, 0, NULL, NULL, NULL, NULL, 0));
   (void)PQsetnonblocking(s->pg, 0);
+  s->deadline = 0;
   st = PQresultStatus(r);
   if (r && st == PGRES_COPY_OUT && !s->timed_out) {
     PQclear(r);

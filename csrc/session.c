@@ -654,6 +654,8 @@ void session_settle(session *s) {
   if (!s->stream_open) return;
   s->stream_open = 0;
   s->stream_gen++;
+  s->deadline = 0;   /* what an abandoned stream's deadline left */
+  s->timed_out = 0;
   if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) return;
   if (PQconsumeInput(s->pg) && PQisBusy(s->pg)) {
     PGcancel *c = PQgetCancel(s->pg);

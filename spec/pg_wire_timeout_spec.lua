@@ -7,6 +7,7 @@
 -- next statement.
 local pg = require "coderunner.pg"
 local server = require "support.server"
+local shell = require "support.shell"
 
 describe("coderunner.pg deadlines on batch, pipeline, rows and COPY", function()
   local admin
@@ -231,6 +232,40 @@ describe("coderunner.pg deadlines on batch, pipeline, rows and COPY", function()
     assert.are.equal(1, assert(conn:copy_in("COPY wt_copy (id) FROM STDIN", { { 3 } })))
     assert(conn:query("delete from wt_copy"))
     conn:close()
+  end)
+
+  it("a server that answers nothing: batch, rows, copy_in and copy_out give the connection up", function()
+    local pool = assert(pg.pool { min = 1, max = 1, query_timeout = 0.2, slow_query_ms = -1 })
+    local calls = {
+      function(c) return c:batch { { "select 1" } } end,
+      function(c)
+        local n, e = drain(c:rows("select 1"))
+        return n > 0 or nil, e
+      end,
+      function(c)
+        local n, e = drain(c:copy_out("COPY (select 1) TO STDOUT"))
+        return n > 0 or nil, e
+      end,
+      function(c) return c:copy_in("COPY wt_copy (id) FROM STDIN", { { 5 } }) end,
+    }
+    for i, call in ipairs(calls) do
+      local conn = assert(pool:acquire())
+      local pid = conn:backend_pid()
+      assert.is_true(shell.sh("kill -STOP " .. pid))
+      local res, err, took = timed(function() return call(conn) end)
+      shell.sh("kill -CONT " .. pid)
+      assert.is_nil(res, "call " .. i)
+      assert.are.equal("timeout", err.kind, "call " .. i)
+      assert.is_true(took < 0.2 + GRACE + 0.5, "call " .. i .. " took " .. took)
+      res, err = conn:query("select 1")
+      assert.is_nil(res)
+      assert.are.equal("closed", err.kind)
+      pool:release(conn)
+      local other = assert(pool:query("select pg_backend_pid() as p"))[1].p
+      assert.are_not.equal(pid, other, "call " .. i)
+    end
+    assert.are.equal(0, admin:query("select count(*)::int as n from wt_copy")[1].n)
+    pool:close()
   end)
 
   it("wait_notification(timeout) sleeps without spinning and returns on time", function()
