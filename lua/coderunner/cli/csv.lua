@@ -34,7 +34,8 @@ function csv.reader(read, opts)
   local null = opts.null == nil and csv.NULL or opts.null
   local delim = opts.delimiter or ","
   local max = opts.max_record or csv.MAX_RECORD
-  assert(#delim == 1 and not delim:find('["\r\n]'), "csv.reader: the delimiter is one character, not a quote or newline")
+  assert(#delim == 1 and not delim:find('["\r\n]'),
+    "csv.reader: the delimiter is one character, not a quote or newline")
   local special = "[" .. delim:gsub("%W", "%%%0") .. '"\r\n]'
   local line_no = 0
 
