@@ -205,6 +205,7 @@ describe("coderunner-db load", function()
 
   it("an unknown table or column errors cleanly; a name that is not an identifier is refused unsent", function()
     local path = file("1,a,x\n")
+    local _
     local rc, out, err = run_rc("load nosuch " .. quote(path))
     assert.equal(1, rc)
     assert.not_matches("loaded", out)
@@ -225,6 +226,9 @@ describe("coderunner-db load", function()
       assert.equal("invalid_input", v.error.kind)
       assert.matches(args[2], v.error.message, 1, true)
     end
+    rc, _, err = run_rc("load items /tmp")
+    assert.equal(1, rc)
+    assert.matches("error: reading /tmp: ", err)
     rc, out = run_rc("--json load items /nonexistent/file.csv")
     assert.equal(1, rc)
     assert.matches("cannot open /nonexistent/file.csv", cjson.decode(out).error.message, 1, true)

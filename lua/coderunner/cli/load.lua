@@ -80,6 +80,11 @@ end
 -- A raised marker: a bad record read by the iterator (COPY aborts, writes nothing).
 local BAD_ROW = {}
 
+-- Raises a bad record from inside copy_in's iterator (row: its number, when known).
+local function raise(message, row)
+  error({ [BAD_ROW] = true, kind = "invalid_input", message = message, row = row }, 0)
+end
+
 -- The error of a failed copy_in as the command prints it: the row in the
 -- message and as `row` (`line N` in the server's context is COPY's Nth row).
 local function row_error(err, common)
@@ -124,31 +129,37 @@ function M.load(args, common)
     local sql, err = M.copy_sql(conn, parts, columns)
     if not sql then return common.fail(err, EXIT.usage) end
     local make = args.format == "tsv" and csv.text_reader or csv.reader
-    local next_record = make(function() return f:read("L") end, { null = pg.null })
     local source = args.file == "-" and "stdin" or args.file
+    local next_record = make(function()
+      local line, rerr = f:read("L")
+      if line == nil and rerr then  -- not the end: a read error (a directory, an I/O error)
+        raise(("reading %s: %s"):format(source, rerr))
+      end
+      return line
+    end, { null = pg.null })
     local target = table.concat(parts, ".")
     local expected = columns and #columns
     local rows, started = 0, pg.monotonic()
     local reporter = common.reporter()
 
-    if args.header then
-      local header, herr = next_record()
-      if not header and herr then return common.fail({ kind = "invalid_input", message = "header: " .. herr }) end
-    end
-
+    local skip_header = args.header
     reporter.start(("loading %s into %s"):format(source, target))
     local function next_row()
+      if skip_header then
+        skip_header = false
+        local header, herr = next_record()
+        if not header and herr then raise("header: " .. herr) end
+      end
       local fields, line = next_record()
       if not fields then
-        if line then error({ [BAD_ROW] = true, kind = "invalid_input", row = rows + 1,
-          message = ("row %d: %s"):format(rows + 1, line) }, 0) end
+        if line then raise(("row %d: %s"):format(rows + 1, line), rows + 1) end
         return nil
       end
       rows = rows + 1
       expected = expected or #fields
       if #fields ~= expected then
-        error({ [BAD_ROW] = true, kind = "invalid_input", row = rows, message = ("row %d (line %d): %d field%s, "
-          .. "expected %d"):format(rows, line, #fields, #fields == 1 and "" or "s", expected) }, 0)
+        raise(("row %d (line %d): %d field%s, expected %d"):format(rows, line, #fields, #fields == 1 and "" or "s",
+          expected), rows)
       end
       -- counts at most once a second (the reporter's interval), the first after a second
       if rows % 100 == 0 and pg.monotonic() - started >= 1 then reporter.update("loaded", rows, nil, "rows") end
