@@ -38,7 +38,8 @@ cli.EXIT = {
 
 --- Command modules, in the order their commands appear in --help. A module that
 --- is not installed is left out.
-cli.modules = { "coderunner.cli.migrate", "coderunner.cli.service", "coderunner.cli.watch" }
+cli.modules = { "coderunner.cli.migrate", "coderunner.cli.service", "coderunner.cli.watch",
+  "coderunner.cli.load" }
 
 --- The version that --version prints.
 cli.VERSION = pg.version
@@ -59,7 +60,7 @@ end
 
 -- The fields of an error object worth printing (never the connection string).
 local ERROR_FIELDS = { "kind", "message", "sqlstate", "severity", "detail", "hint", "position", "schema",
-                       "table", "column", "constraint", "file", "line" }
+                       "table", "column", "constraint", "file", "line", "row" }
 
 --- A plain table of an error object's fields: what --json prints as `error`.
 ---@param err any
