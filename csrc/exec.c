@@ -173,7 +173,7 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
     PQclear(s->decoding);
     s->decoding = NULL;
   }
-  session_note_sql(s, sql, sql_len);
+  if (simple) session_note_sql(s, sql, sql_len); /* session_exec notes its own */
 
   started = session_now();
   s->deadline = timeout > 0 ? started + timeout : 0;

@@ -26,6 +26,8 @@ typedef struct stmt_entry {
                                     * 0: text; -1: not described yet */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
+  char name[16];                   /* "crpg_<id>", formatted once */
+  int dirty_sql;                   /* session_note_sql's verdict on the text; -1: not asked yet */
 } stmt_entry;
 
 typedef struct notice {
@@ -96,7 +98,8 @@ void session_close(session *s);
 /* Runs sql with text (or, where formats[i] is 1, binary) parameters through
  * the statement cache, re-preparing once when the server reports a stale or
  * missing plan and no transaction was open. Returns libpq's result (NULL only
- * when out of memory); *cache_hit tells whether a cached statement was used. */
+ * when out of memory); *cache_hit tells whether a cached statement was used.
+ * Notes the SQL as session_note_sql does (scanning a cached text only once). */
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);
