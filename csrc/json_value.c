@@ -107,7 +107,7 @@ static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, 
       return 0;
     case LUA_TNUMBER:
       if (crpg_isinteger(L, idx, &iv) && (LUA_VERSION_NUM >= 503 || (iv > -(1LL << 53) && iv < (1LL << 53)))) {
-        strbuf_printf(b, "%lld", iv);
+        strbuf_put_int(b, iv);
         return 0;
       }
       if (json_append_double(b, (double)lua_tonumber(L, idx))) {

@@ -139,3 +139,24 @@ void strbuf_printf(strbuf *b, const char *fmt, ...)
   }
   b->len += (size_t)n;
 }
+
+size_t strbuf_format_int(char *out, long long v) {
+  char tmp[24];
+  size_t n = 0, len;
+  /* through unsigned: -LLONG_MIN does not fit a long long */
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u);
+  len = 0;
+  if (v < 0) out[len++] = '-';
+  while (n) out[len++] = tmp[--n];
+  out[len] = '\0';
+  return len;
+}
+
+void strbuf_put_int(strbuf *b, long long v) {
+  char tmp[24];
+  strbuf_append(b, tmp, strbuf_format_int(tmp, v));
+}

@@ -17,6 +17,10 @@ void strbuf_reset(strbuf *b);                       /* len = 0, keeps memory, cl
 void strbuf_append(strbuf *b, const char *s, size_t n); /* s may point into b itself */
 void strbuf_puts(strbuf *b, const char *s);
 void strbuf_putc(strbuf *b, char c);
+/* Writes v in decimal to out (room for 21 bytes), NUL-terminated, as "%lld"
+ * would; returns the length. */
+size_t strbuf_format_int(char *out, long long v);
+void strbuf_put_int(strbuf *b, long long v);
 void strbuf_printf(strbuf *b, const char *fmt, ...)
 #if defined(__GNUC__)
   __attribute__((format(printf, 2, 3)))

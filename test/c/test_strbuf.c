@@ -1,4 +1,5 @@
 /* strbuf: growth, NUL termination, the sticky failed flag, printf. */
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -150,8 +151,30 @@ static void test_failed(void)
   strbuf_free(&b);
 }
 
+/* strbuf_format_int writes what "%lld" writes, at the extremes too. */
+static void test_format_int(void)
+{
+  static const long long cases[] = {0, 1, -1, 9, 10, -10, 2147483647LL, -2147483648LL,
+                                    9223372036854775807LL, -9223372036854775807LL - 1};
+  size_t i;
+  char got[24], want[24];
+  strbuf b;
+
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(want, sizeof want, "%lld", cases[i]);
+    CHECK_INT((long)strbuf_format_int(got, cases[i]), (long)strlen(want));
+    CHECK_STR(got, want);
+  }
+  strbuf_init(&b);
+  strbuf_puts(&b, "n=");
+  strbuf_put_int(&b, -42);
+  CHECK_STR(b.data, "n=-42");
+  strbuf_free(&b);
+}
+
 void test_strbuf(void)
 {
+  test_format_int();
   test_empty();
   test_append();
   test_reset();
