@@ -75,6 +75,8 @@ typedef struct session {
   /* lending (the pool): what a borrower may have left in the session */
   int used;                        /* ran a statement since the last reset */
   int dirty;                       /* ran something that may change session state (see session_note_sql) */
+  int count_at_release;            /* lent for one statement: its pool counts wait for the release */
+  unsigned pend_queries, pend_slow, pend_hits;  /* those counts (pool_core_count) */
   unsigned long long cancel_token; /* for session_cancel_token (0: none) */
 } session;
 
