@@ -39,6 +39,23 @@ elseif workload == "wide" or workload == "wide_binary" then -- both: binary resu
         + row.meta.k -- decoded into a table, where C only kept the text
     end
   end
+-- typical: int, uuid, text, timestamptz, numeric, jsonb, int4[]; both: binary results when it can
+elseif workload == "typical" or workload == "typical_binary" then
+  assert(exec:query("set timezone = 'UTC'"))
+  assert(exec:query("create temp table bench_typical as select g as id, md5(g::text)::uuid as uid, "
+    .. "'name ' || g as name, timestamptz '2024-01-01 00:00:00+00' + g * interval '61.25 seconds' as created, "
+    .. "(g * 1.25)::numeric(12, 2) as amount, jsonb_build_object('k', g) as meta, array[g, g + 1] as tags "
+    .. "from generate_series(1, 1000) g"))
+  local sql = "select id, uid, name, created, amount, meta, tags from bench_typical"
+  started, cpu_started = wall(), os.clock()
+  for _ = 1, n do
+    local rows = assert(exec:query(sql))
+    for r = 1, #rows do
+      local row = rows[r]
+      checksum = checksum + row.id + #row.uid + #row.name + #row.created + math.floor(tonumber(row.amount))
+        + row.meta.k + row.tags[2]
+    end
+  end
 elseif workload == "insert" then
   assert(exec:query("create temp table bench_ins (id int8, name text, data jsonb)"))
   local sql = "insert into bench_ins values ($1, $2, $3)"

@@ -20,13 +20,15 @@ modes=${BENCH_MODES:-pinned unpinned}
 workloads=${BENCH_WORKLOADS:-"point $((10000 * scale))
 wide $((30 * scale))
 wide_binary $((30 * scale))
+typical $((30 * scale))
+typical_binary $((30 * scale))
 insert $((10000 * scale))
 point/pool $((10000 * scale))
 copy $((100000 * scale))
 pipeline $((5000 * scale))
 pipeline_tx $((10000 * scale))
 stream 1000000"}
-cc -O2 -std=c99 -D_POSIX_C_SOURCE=200809L -I"$(pg_config --includedir)" -o build/libpq_bench bench/libpq_bench.c -lpq
+cc -O2 -std=c99 -D_POSIX_C_SOURCE=200809L -I"$(pg_config --includedir)" -Icsrc -o build/libpq_bench bench/libpq_bench.c csrc/binary.c -lpq -lm
 
 # The postmaster's pid (first line of postmaster.pid; needs a superuser).
 postmaster=$(psql -XAtc "select split_part(pg_read_file('postmaster.pid'), E'\\n', 1)" 2>/dev/null || true)

@@ -136,14 +136,75 @@ static int push_scalar(lua_State *L, const column_decoder *d, const char *s, siz
   }
 }
 
+/* Pushes a numeric that came in binary as the server's text for it. */
+static int push_binary_numeric(lua_State *L, const char *v, size_t len) {
+  char buf[128], *out;
+  size_t outlen;
+  int rc = binary_numeric(v, len, buf, sizeof buf, &outlen);
+  if (rc == 0) {
+    lua_pushlstring(L, buf, outlen);
+    return 0;
+  }
+  if (rc < 0) return -1;
+  out = lua_newuserdatauv(L, outlen, 0);  /* scratch, collected */
+  if (binary_numeric(v, len, out, outlen, &outlen) != 0) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_pushlstring(L, out, outlen);
+  lua_remove(L, -2);
+  return 0;
+}
+
+static int push_binary(lua_State *L, Oid oid, const char *v, size_t len, const long *east);
+
+/* Pushes an array that came in binary as nested tables (the lower bounds
+ * dropped, NULL elements pg.null), as push_array makes of its text. */
+static int push_binary_array(lua_State *L, Oid elem, const char *v, size_t len, const long *east) {
+  binary_array a;
+  int top = lua_gettop(L), depth, index[BINARY_ARRAY_MAXDIM];
+  long i;
+  if (binary_array_open(v, len, &a) != 0 || a.elem != elem) return -1;
+  if (!lua_checkstack(L, BINARY_ARRAY_MAXDIM + 8)) return -1;
+  lua_createtable(L, a.ndim ? a.dims[0] : 0, 0);
+  if (a.count == 0) return 0;
+  for (depth = 1; depth < a.ndim; depth++) { /* open the first path down */
+    lua_createtable(L, a.dims[depth], 0);
+  }
+  for (depth = 0; depth < a.ndim; depth++) index[depth] = 1;
+  for (i = 0; i < a.count; i++) {
+    const char *ev;
+    size_t elen;
+    if (binary_array_next(&a, &ev, &elen) != 0) goto bad;
+    if (!ev) crpg_push_null(L);
+    else if (push_binary(L, elem, ev, elen, east) != 0) goto bad;
+    lua_rawseti(L, -2, index[a.ndim - 1]++);
+    /* close the sub-arrays that are full, open fresh ones */
+    for (depth = a.ndim - 1; depth > 0 && index[depth] > a.dims[depth]; depth--) {
+      lua_rawseti(L, -2, index[depth - 1]++);
+      index[depth] = 1;
+    }
+    if (i + 1 < a.count)
+      for (depth++; depth < a.ndim; depth++) lua_createtable(L, a.dims[depth], 0);
+  }
+  return 0;
+bad:
+  lua_settop(L, top);
+  return -1;
+}
+
 /* Pushes one value that came in binary: the session asks for binary results
- * only when every column's type is one binary_eligible names, and only when
- * no decoder is registered (crpg_decoders_registered). The values are the
- * ones push_scalar makes of the same column in text. Returns 0, or -1. */
-static int push_binary(lua_State *L, Oid oid, const char *v, size_t len) {
+ * only when every column's type is one binary_eligible names (dates only
+ * with an ISO DateStyle, timestamptz only with a fixed-offset TimeZone: east,
+ * NULL when the TimeZone is not one), and only when no decoder is registered
+ * (crpg_decoders_registered). The values are the ones push_scalar and
+ * push_array make of the same column in text. Returns 0, or -1. */
+static int push_binary(lua_State *L, Oid oid, const char *v, size_t len, const long *east) {
   long long iv;
   double dv;
-  char uuid[36];
+  char buf[BINARY_TIME_MAX > 36 ? BINARY_TIME_MAX : 36];
+  size_t n;
+  Oid elem;
   switch (oid) {
     case 20: case 21: case 23: case 26:   /* int8 int2 int4 oid */
       if (binary_int(v, len, oid == 26, &iv)) return -1;
@@ -151,6 +212,10 @@ static int push_binary(lua_State *L, Oid oid, const char *v, size_t len) {
       return 0;
     case 701:
       if (binary_float8(v, len, &dv)) return -1;
+      lua_pushnumber(L, (lua_Number)dv);
+      return 0;
+    case 700:
+      if (binary_float4(v, len, &dv)) return -1;
       lua_pushnumber(L, (lua_Number)dv);
       return 0;
     case 16:
@@ -163,12 +228,26 @@ static int push_binary(lua_State *L, Oid oid, const char *v, size_t len) {
     case 114:
       return crpg_json_decode(L, v, len);
     case 2950:
-      if (binary_uuid(v, len, uuid)) return -1;
-      lua_pushlstring(L, uuid, sizeof uuid);
+      if (binary_uuid(v, len, buf)) return -1;
+      lua_pushlstring(L, buf, 36);
       return 0;
-    default:                              /* bytea, text, varchar, bpchar, name: the bytes */
+    case 1700:
+      return push_binary_numeric(L, v, len);
+    case 1082:
+      if (binary_date(v, len, buf, &n)) return -1;
+      lua_pushlstring(L, buf, n);
+      return 0;
+    case 1114: case 1184:                 /* timestamp timestamptz */
+      if ((oid == 1184 && !east) || binary_timestamp(v, len, oid == 1184, east ? *east : 0, buf, &n)) return -1;
+      lua_pushlstring(L, buf, n);
+      return 0;
+    case 17: case 19: case 25: case 1042: case 1043:  /* bytea name text bpchar varchar: the bytes */
       lua_pushlstring(L, v, len);
       return 0;
+    default:
+      elem = binary_array_elem(oid);
+      if (!elem) return -1;
+      return push_binary_array(L, elem, v, len, east);
   }
 }
 
@@ -333,6 +412,8 @@ static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int met
   column_decoder decoders[64], *dec = decoders;
   const char *tuples = PQcmdTuples(r), *status = PQcmdStatus(r);
   size_t verb;
+  long tz_east = 0;
+  const long *east = NULL;
 
   s->decoding = r; /* freed by the session if anything below raises */
   base = lua_gettop(L);
@@ -348,6 +429,10 @@ static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int met
   names = lua_gettop(L) + 1;
   for (col = 0; col < ncols; col++) lua_pushstring(L, PQfname(r, col));
   for (col = 0; col < ncols; col++) dec[col] = decoder_for(L, s, reg, PQftype(r, col));
+  if (ncols > 0 && PQfformat(r, 0) == 1) { /* binary: the TimeZone timestamptz values show in */
+    const char *tz = PQparameterStatus(s->pg, "TimeZone");
+    if (tz && binary_tz_offset(tz, &tz_east) == 0) east = &tz_east;
+  }
   lua_createtable(L, nrows, 3);
   res = lua_gettop(L);
   for (row = 0; row < nrows; row++) {
@@ -360,7 +445,7 @@ static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int met
       len = (size_t)PQgetlength(r, row, col);
       lua_pushvalue(L, names + col);
       if (PQfformat(r, col) == 1) {
-        if (push_binary(L, PQftype(r, col), v, len))
+        if (push_binary(L, PQftype(r, col), v, len, east))
           return decode_error(L, s, r, base, col, "the binary value cannot be decoded");
       } else if (dec[col].is_array ? push_array(L, &dec[col], v, len) : push_scalar(L, &dec[col], v, len))
         return decode_error(L, s, r, base, col,

@@ -705,18 +705,26 @@ static int is_stale_plan(const PGresult *r) {
 }
 
 /* Learns (once per entry) whether every result column of the prepared
- * statement may come in binary. A failed describe leaves it unknown (text). */
+ * statement may come in binary, and at what level (binary.h: dates need an
+ * ISO DateStyle, timestamptz a fixed-offset TimeZone, checked at each run).
+ * A failed describe leaves it unknown (text). */
 static int result_format(session *s, stmt_entry *e, const char *name) {
   if (e->result_format < 0) {
     PGresult *r = PQdescribePrepared(s->pg, name);
     if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-      int i, n = PQnfields(r), ok = n > 0;
-      for (i = 0; i < n && ok; i++) ok = binary_eligible(PQftype(r, i));
-      e->result_format = ok;
+      int i, n = PQnfields(r), level = n > 0 ? BINARY_YES : BINARY_NO;
+      for (i = 0; i < n && level != BINARY_NO; i++) {
+        int col = binary_eligible(PQftype(r, i));
+        level = col == BINARY_NO ? BINARY_NO : col > level ? col : level;
+      }
+      e->result_format = level;
     }
     PQclear(r);
   }
-  return e->result_format > 0;
+  return e->result_format > 0 &&
+         binary_session_allows(e->result_format, PQparameterStatus(s->pg, "DateStyle"),
+                               PQparameterStatus(s->pg, "TimeZone"),
+                               PQparameterStatus(s->pg, "integer_datetimes"));
 }
 
 static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,

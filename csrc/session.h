@@ -22,8 +22,9 @@ typedef struct stmt_entry {
   Oid *types;                      /* nparams types (0: the server infers it) */
   int nparams;
   Oid *described;                  /* the server's parameter types, once asked, else NULL */
-  int result_format;               /* 1: every result column may come in binary (binary.h);
-                                    * 0: text; -1: not described yet */
+  int result_format;               /* >0: every result column may come in binary, at this
+                                    * level (BINARY_* in binary.h); 0: text; -1: not
+                                    * described yet */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
   char name[16];                   /* "crpg_<id>", formatted once */

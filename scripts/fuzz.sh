@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-20}
 cc=${FUZZ_CC:-clang}
 out=build/fuzz
-pure="csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c csrc/json.c csrc/sql_split.c csrc/copy_text.c"
+pure="csrc/strbuf.c csrc/array_literal.c csrc/bytea.c csrc/redact.c csrc/json.c csrc/sql_split.c csrc/copy_text.c csrc/binary.c"
 targets=${TARGETS:-$(for f in fuzz/fuzz_*.c; do basename "$f" .c; done)}
 
 command -v "$cc" >/dev/null 2>&1 || {

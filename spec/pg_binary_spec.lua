@@ -1,7 +1,8 @@
 -- Binary results: cached statements whose every column is of a type the core
--- reads in binary (int2/4/8, oid, float8, bool, bytea, uuid, text, varchar,
--- bpchar, name, json, jsonb) come in binary; the values are exactly those the
--- text format gives.
+-- reads in binary (int2/4/8, oid, float4/8, bool, bytea, uuid, text, varchar,
+-- bpchar, name, json, jsonb, numeric, arrays of these; date and timestamp with
+-- an ISO DateStyle, timestamptz also with a fixed-offset TimeZone) come in
+-- binary; the values are exactly those the text format gives.
 local pg = require "coderunner.pg"
 local server = require "support.server"
 
@@ -52,6 +53,40 @@ describe("binary results", function()
     { "json", "select '{\"a\": [1, 2.5, null, \"x\"], \"b\": {\"c\": true}}'::json as a, "
       .. "'{\"a\": [1, 2.5, null, \"x\"], \"b\": {\"c\": true}}'::jsonb as b, '[]'::jsonb as c, "
       .. "'\"s\"'::jsonb as d, '12345678901234567890'::jsonb as e, 'null'::jsonb as f" },
+    { "float4", "select 1.1::float4 as a, '-0'::float4 as b, 'NaN'::float4 as c, 'Infinity'::float4 as d, "
+      .. "'-Infinity'::float4 as e, 3.4028235e38::float4 as f, 1e-45::float4 as g, 1.17549435e-38::float4 as h, "
+      .. "0.1::float4 as i, 16777217::float4 as j, $1::float4 as k, 8388608::float4 as l, 1.5e-39::float4 as m, "
+      .. "123.456::float4 as n, 9.8765432e-20::float4 as o", 1 / 3 },
+    { "numeric", "select 0::numeric as a, '-0.00'::numeric as b, 1.50::numeric as c, -1.50 as d, 'NaN'::numeric as e, "
+      .. "'Infinity'::numeric as f, '-Infinity'::numeric as g, '1e-1000'::numeric as h, '1e1000'::numeric as i, "
+      .. "12345678901234567890.123456789 as j, 0.0001 as k, 10000::numeric as l, 100000000 :: numeric as m, "
+      .. "-123.000 as n, 0.000000 as o, 1234.5::numeric(12, 2) as p, round(1 / 3::numeric, 50) as q, "
+      .. "$1::numeric as r, 9999.9999 as s, -0.00012 as t", "-98765.4321000" },
+    { "date", "select '2024-01-02'::date as a, '0044-03-15 BC'::date as b, '4714-11-24 BC'::date as c, "
+      .. "'5874897-12-31'::date as d, 'infinity'::date as e, '-infinity'::date as f, '0001-01-01'::date as g, "
+      .. "'0001-12-31 BC'::date as h, '2000-02-29'::date as i, '1999-12-31'::date as j, '1970-01-01'::date as k, "
+      .. "'1900-03-01'::date as l, '10000-01-01'::date as m" },
+    { "timestamp", "select '2024-01-02 03:04:05'::timestamp as a, '2024-01-02 03:04:05.12'::timestamp as b, "
+      .. "'2024-01-02 03:04:05.000001'::timestamp as c, '2024-01-02 03:04:05.123456'::timestamp as d, "
+      .. "'0044-03-15 12:00:00 BC'::timestamp as e, 'infinity'::timestamp as f, '-infinity'::timestamp as g, "
+      .. "'294276-12-31 23:59:59.999999'::timestamp as h, '4714-11-24 00:00:00 BC'::timestamp as i, "
+      .. "'1999-12-31 23:59:59.5'::timestamp as j, '1969-12-31 23:59:59.999'::timestamp as k, "
+      .. "'0001-01-01 00:00:00 BC'::timestamp as l, '2000-01-01'::timestamp as m" },
+    { "timestamptz", "select '2024-01-02 03:04:05+00'::timestamptz as a, '2024-01-02 03:04:05.12+00'::timestamptz as b, "
+      .. "'2024-01-02 03:04:05.000001+00'::timestamptz as c, '0044-03-15 12:00:00+00 BC'::timestamptz as d, "
+      .. "'infinity'::timestamptz as e, '-infinity'::timestamptz as f, '1999-12-31 23:59:59.5+00'::timestamptz as g, "
+      .. "'2000-01-01 00:00:00+14'::timestamptz as h, '4714-11-25 00:00:00+00 BC'::timestamptz as i, "
+      .. "'294276-12-30 23:59:59.999999+00'::timestamptz as j, '1969-12-31 23:59:59.999-03:30'::timestamptz as k" },
+    { "arrays", "select array[1, null, 3]::int4[] as a, '{{1,2,3},{4,5,6}}'::int8[] as b, "
+      .. "'{{{1,2},{3,4}},{{5,6},{7,8}}}'::int2[] as c, array['a,b', 'q\"uote', 'NULL', null, '', 'sp ace']::text[] as d, "
+      .. "'{1.50,-0.001,NaN,null}'::numeric[] as e, array['2024-01-02 03:04:05.5+00'::timestamptz, null, 'infinity'] as f, "
+      .. "'{2024-01-02,0044-03-15 BC}'::date[] as g, array['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid] as h, "
+      .. "array['\\x00ff'::bytea, ''::bytea] as i, array['{\"k\": [1, 2]}'::jsonb, 'null'] as j, "
+      .. "'{1.1,NaN,-Infinity,0.1}'::float4[] as k, '{t,f,null}'::bool[] as l, '[0:1]={1,2}'::int4[] as m, "
+      .. "'{}'::int4[] as n, '[2:3][0:1]={{1,2},{3,4}}'::int4[] as o, array['x']::varchar[] as p, "
+      .. "'{1.5,-0,Infinity}'::float8[] as q, array['2024-01-02 03:04:05'::timestamp] as r, "
+      .. "array['{\"a\": 1}'::json] as s, array['ab'::char(3)] as t, array[4294967295::oid] as u, "
+      .. "'{{null,null},{null,null}}'::int4[] as v" },
   }
 
   for _, case in ipairs(cases) do
@@ -74,15 +109,92 @@ describe("binary results", function()
     end)
   end
 
-  it("a statement with any other type (numeric, timestamptz, float4, arrays, enums) stays text", function()
+  it("'[0:1]={1,2}' and '{}' decode as today's text does: 1-based, the bounds dropped", function()
+    for _ = 1, 2 do
+      local r = assert(bin:query("select '[0:1]={1,2}'::int4[] as a, '{}'::int4[] as b"))
+      assert.are.same({ 1, 2 }, r[1].a)
+      assert.are.same({}, r[1].b)
+    end
+  end)
+
+  it("a statement with any other type (an enum, interval, time, a domain) stays text", function()
     local before = bin:cache_stats().binary_results
     for _ = 1, 2 do
-      local r = assert(bin:query("select 1.50::numeric as n, now() as t, 1.1::float4 as f, array[1, 2] as a, 7 as i"))
+      local r = assert(bin:query("select 1.50::numeric as n, now() as t, '1 day'::interval as i, 7 as x"))
       assert.are.equal("1.50", r[1].n)
-      assert.are.equal(1.1, r[1].f)
-      assert.are.same({ 1, 2 }, r[1].a)
+      assert.are.equal("1 day", r[1].i)
     end
     assert.are.equal(before, bin:cache_stats().binary_results)
+  end)
+
+  local function compare(sql, want_binary, ...)
+    local before = bin:cache_stats().binary_results
+    local b1 = assert(bin:query(sql, ...))
+    local b2 = assert(bin:query(sql, ...))
+    local t = assert(txt:query(sql, ...))
+    if want_binary then
+      assert.is_true(bin:cache_stats().binary_results >= before + 1, "came in binary")
+    else
+      assert.are.equal(before, bin:cache_stats().binary_results, "stayed text")
+    end
+    for _, b in ipairs { b1, b2 } do
+      for i = 1, #t do assert.is_true(same(t[i], b[i]), sql .. ": row " .. i) end
+      assert.are.equal(#t, #b)
+    end
+  end
+
+  local times = "select '2024-07-02 03:04:05.25+00'::timestamptz as a, '0044-03-15 12:00:00+00 BC'::timestamptz as b, "
+    .. "'2024-01-02'::date as c, '2024-01-02 03:04:05'::timestamp as d, array['2024-03-04 05:06:07.891+00'::timestamptz] as e, "
+    .. "'1900-01-01 00:00:00+00'::timestamptz as f"
+
+  it("timestamptz comes in binary under fixed-offset TimeZones, shown as the server shows them", function()
+    for _, tz in ipairs { "UTC", "Etc/UTC", "GMT", "Etc/GMT+5", "Etc/GMT-14", "UTC+3", "<+0530>-05:30",
+                          "<-0330>+03:30" } do
+      for _, c in ipairs { bin, txt } do assert(c:query("select set_config('timezone', $1, false)", tz)) end
+      compare(times, true)
+    end
+    for _, c in ipairs { bin, txt } do assert(c:query("set time zone interval '+05:45' hour to minute")) end
+    compare(times, true)
+  end)
+
+  it("timestamptz stays text under a TimeZone with rules; dates and timestamps stay text without ISO DateStyle",
+    function()
+      for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'Europe/Berlin'")) end
+      compare(times, false)
+      compare("select '2024-01-02'::date as c, '2024-01-02 03:04:05.5'::timestamp as d", true)
+      for _, style in ipairs { "SQL, DMY", "German", "Postgres, MDY" } do
+        for _, c in ipairs { bin, txt } do
+          assert(c:query("set timezone = 'UTC'"))
+          assert(c:query("set datestyle = '" .. style .. "'"))
+        end
+        compare(times, false)
+        compare("select '2024-01-02'::date as c", false)
+      end
+      for _, c in ipairs { bin, txt } do assert(c:query("set datestyle = 'ISO, DMY'")) end
+      compare(times, true)
+    end)
+
+  it("a statement that sets a fixed-offset TimeZone itself shows its timestamptz values in it, as text does",
+    function()
+      for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
+      local sql = "select set_config('timezone', 'Etc/GMT+5', false) as s, "
+        .. "'2024-01-01 00:00:00+00'::timestamptz as t"
+      assert(bin:query(sql))
+      for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
+      local before = bin:cache_stats().binary_results
+      local b, t = assert(bin:query(sql)), assert(txt:query(sql))
+      assert.are.equal(before + 1, bin:cache_stats().binary_results)
+      assert.are.equal("2023-12-31 19:00:00-05", t[1].t)
+      assert.are.equal(t[1].t, b[1].t)
+    end)
+
+  it("many typical rows (uuid, text, timestamptz, numeric, int, jsonb, arrays, float4) decode the same", function()
+    for _, c in ipairs { bin, txt } do assert(c:query("set timezone = 'UTC'")) end
+    compare("select g as id, md5(g::text)::uuid as uid, 'name ' || g as name, "
+      .. "timestamptz '2024-01-01 00:00:00+00' + g * interval '61.25 seconds' as created, "
+      .. "(g * 1.25)::numeric(12, 2) as amount, (g::numeric / 7) as ratio, jsonb_build_object('k', g) as meta, "
+      .. "array[g, g + 1, null] as tags, (1.0 / g)::float4 as f, power(2::float8, g % 270 - 149)::float4 as p, "
+      .. "(g * 0.37)::float4 as q, date '2000-01-01' - g * 997 as d from generate_series(1, 2000) g", true)
   end)
 
   it("with a registered decoder, results stay text (decoders read text)", function()
