@@ -682,6 +682,15 @@ static void stmt_name(char *buf, size_t n, unsigned id) {
   snprintf(buf, n, "crpg_%u", id);
 }
 
+/* Copies the entry's name into buf (n bytes, cut to fit). */
+static void copy_name(char *buf, size_t n, const stmt_entry *e) {
+  size_t len = strlen(e->name);
+  if (n == 0) return;
+  if (len >= n) len = n - 1;
+  memcpy(buf, e->name, len);
+  buf[len] = '\0';
+}
+
 /* Removes entry e; tells the server to deallocate it when that cannot fail
  * (not inside an aborted transaction). Names are never reused, so a statement
  * the server still holds cannot collide with a new one. */
@@ -956,7 +965,7 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   if (e) {
     s->cache_hits++;
     e->last_used = ++s->tick;
-    snprintf(name, namelen, "%s", e->name);
+    copy_name(name, namelen, e);
     return 1;
   }
   if (s->cache_count == s->cache_size) return 0;  /* evicting would need a round trip */
@@ -983,7 +992,7 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   stmt_name(e->name, sizeof e->name, e->id);
   e->dirty_sql = -1;
   e->last_used = ++s->tick;
-  snprintf(name, namelen, "%s", e->name);
+  copy_name(name, namelen, e);
   return 2;
 }
 
