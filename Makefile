@@ -139,11 +139,11 @@ test-openresty: deps
 spec: build
 	sh scripts/run-specs.sh $(LUA)
 
-# The object files' call graph must have no cycle (scripts/callgraph.py).
+# The object files' call graph must have no cycle and call down the build order (scripts/callgraph.py).
 lint: build
 	luacheck lua bin spec bench test/lua examples scripts
 	lua5.4 scripts/gen-reference.lua --check docs/reference $(DOC_SRC)
-	python3 scripts/callgraph.py $(OBJS)
+	python3 scripts/callgraph.py --ordered $(OBJS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c99 \
 	  --suppress=missingIncludeSystem --suppress=toomanyconfigs -Icsrc -I$(LUA_INCDIR) -I$(PG_INCDIR) csrc
 

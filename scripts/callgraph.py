@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks that the C core's object files call one way: builds the graph
 "a.o uses a symbol b.o defines" from `nm` and fails, printing the cycle, when
-the graph has one. Usage: callgraph.py [--print] OBJ..."""
+the graph has one; with --ordered, the OBJ... are in build order (the Makefile's,
+bottom up) and it also fails when a file calls one listed after it (the layering
+that README.md and docs/core.md describe). Usage: callgraph.py [--print] [--ordered] OBJ..."""
 import subprocess
 import sys
 
@@ -24,7 +26,9 @@ def name(obj):
 
 def main(argv):
     show = "--print" in argv
-    objs = sorted(a for a in argv if a.endswith(".o"))
+    ordered = "--ordered" in argv
+    given = [a for a in argv if a.endswith(".o")]
+    objs = sorted(given)
     if not objs:
         print("callgraph: no object files given", file=sys.stderr)
         return 2
@@ -60,6 +64,15 @@ def main(argv):
             if cycle:
                 print("callgraph: the object files call in a cycle: " + " -> ".join(cycle), file=sys.stderr)
                 return 1
+    if ordered:
+        rank = {name(o): i for i, o in enumerate(given)}
+        up = ["%s -> %s" % (n, m) for n in sorted(graph) for m in graph[n] if rank[m] > rank[n]]
+        if up:
+            print("callgraph: calls up the build order (a file calls one listed after it): " + ", ".join(up),
+                  file=sys.stderr)
+            return 1
+        print("callgraph: %d object files, no cycle, every call down the build order" % len(graph))
+        return 0
     print("callgraph: %d object files, no cycle" % len(graph))
     return 0
 

@@ -412,6 +412,8 @@ describe("coderunner-db conventions", function()
       assert.equal(c[2], v.command, c[1])
       assert.equal(c[3], v.error.kind, c[1])
       assert.is_string(v.error.message, c[1])
+      -- the message alone, as every command prints it (not "kind: message")
+      assert.is_nil(v.error.message:find("^" .. c[3] .. ": "), c[1] .. ": " .. v.error.message)
     end
   end)
 

@@ -126,3 +126,66 @@ describe("docs coverage", function()
     end
   end)
 end)
+
+-- The layer picture in README.md and docs/core.md's "Source layout" name every
+-- file of the core and of the Lua layers, so a new file cannot go unmentioned.
+describe("docs layer pictures", function()
+  local lfs = require "lfs"
+
+  local function files(dir, suffix, prefix, out)
+    out = out or {}
+    for name in lfs.dir(dir) do
+      local path = dir .. "/" .. name
+      if name ~= "." and name ~= ".." then
+        if lfs.attributes(path, "mode") == "directory" then
+          files(path, suffix, (prefix or "") .. name .. "/", out)
+        elseif name:sub(-#suffix) == suffix then
+          out[#out + 1] = (prefix or "") .. name
+        end
+      end
+    end
+    table.sort(out)
+    return out
+  end
+
+  -- The fenced blocks of a Markdown text, joined.
+  local function fenced(text)
+    local parts = {}
+    for block in text:gmatch("\n```[^\n]*\n(.-)\n```") do parts[#parts + 1] = block end
+    return table.concat(parts, "\n")
+  end
+
+  it("README.md names every C file and every Lua module", function()
+    local picture = fenced(read("README.md"))
+    for _, c in ipairs(files("csrc", ".c")) do
+      assert.is_truthy(picture:find("%f[%w_]" .. c:gsub("%.", "%%.")), "README.md's layer picture lacks csrc/" .. c)
+    end
+    for _, l in ipairs(files("lua/coderunner", ".lua")) do
+      local dir, base = l:match("^(.-)([^/]+)%.lua$")
+      local found = picture:find(l, 1, true) or picture:find("%f[%w_]" .. base .. "[,}]")
+        or (dir ~= "" and picture:find("lua/coderunner/" .. dir, 1, true))
+      assert.is_truthy(found, "README.md's layer picture lacks lua/coderunner/" .. l)
+    end
+  end)
+
+  it("docs/core.md's source layout names every C file, in the Makefile's order", function()
+    local layout = read("docs/core.md"):match("## Source layout(.-)\n## ") or read("docs/core.md"):match("## Source layout(.*)$")
+    layout = fenced(layout)
+    local make = read("Makefile")
+    local order = {}
+    for _, var in ipairs { "PURE_SRC", "PG_SRC", "LUA_SRC" } do
+      local list = make:match("\n" .. var .. "%s*:=%s*(.-)\n[%u_]+%s*:=")
+      assert.is_truthy(list, var)
+      for f in list:gmatch("csrc/([%w_]+)%.c") do order[#order + 1] = f end
+    end
+    assert.equal(#files("csrc", ".c"), #order, "every csrc/*.c is built")
+    local last = 0
+    for i, f in ipairs(order) do
+      -- each file after the one the Makefile builds before it
+      local at = layout:find("%f[%w_]" .. f .. "%f[^%w_]", last + 1)
+      assert.is_truthy(at, "docs/core.md's source layout lacks " .. f .. ", or names it before "
+        .. (order[i - 1] or "the start"))
+      last = at
+    end
+  end)
+end)

@@ -61,7 +61,11 @@ function M.health(args, common)
     if healthy then
       common.emit(h)
     else
-      common.fail({ kind = h.error_kind or "error", message = h.error }, common.EXIT.failure,
+      -- h.error is tostring(err), "kind: message": the shape's message is the message alone
+      local kind = h.error_kind or "error"
+      local message = h.error or ""
+      if message:sub(1, #kind + 2) == kind .. ": " then message = message:sub(#kind + 3) end
+      common.fail({ kind = kind, message = message }, common.EXIT.failure,
         { status = h.status, pool = h.pool })
     end
   else
