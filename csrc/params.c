@@ -182,9 +182,10 @@ static int append_array(lua_State *L, int idx, strbuf *b, int depth, array_shape
 /* Encodes a table parameter (JSON, or an array literal with elements separated
  * by delim) into a new string pushed on the stack. Returns 0, or -1 with err. */
 static int push_encoded(lua_State *L, int idx, int as_array, char delim, char *err, size_t errlen) {
+  char small[256]; /* most values: no allocation */
   strbuf b;
   int rc;
-  strbuf_init(&b);
+  strbuf_init_with(&b, small, sizeof small);
   if (as_array) {
     array_shape sh;
     int d;
