@@ -56,16 +56,6 @@ static int bad_row(lua_State *L, copy_state *c, const char *what) {
   return crpg_push_error(L, KIND_INVALID_INPUT, msg);
 }
 
-/* Appends a decimal integer. */
-static void put_int(strbuf *b, long long v) {
-  char tmp[24];
-  int at = (int)sizeof tmp;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do { tmp[--at] = (char)('0' + (int)(u % 10)); u /= 10; } while (u);
-  if (v < 0) tmp[--at] = '-';
-  strbuf_append(b, tmp + at, sizeof tmp - (size_t)at);
-}
-
 /* Appends the value at idx as one COPY field. The plain cases (NULL,
  * booleans, integers, strings, plain tables as JSON) are written straight
  * into the buffer, by the same rules as params.c; everything else (floats,
@@ -86,7 +76,7 @@ static int encode_value(lua_State *L, copy_state *c, int idx, char *err, size_t 
       return 0;
     case LUA_TNUMBER:
       if (!crpg_isinteger(L, idx, &iv)) break;
-      put_int(&c->buf, iv);
+      strbuf_put_int(&c->buf, iv);
       return 0;
     case LUA_TSTRING:
       str = lua_tolstring(L, idx, &len);

@@ -173,7 +173,7 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
     PQclear(s->decoding);
     s->decoding = NULL;
   }
-  session_note_sql(s, sql, sql_len);
+  if (simple) session_note_sql(s, sql, sql_len); /* session_exec notes its own */
 
   started = session_now();
   s->deadline = timeout > 0 ? started + timeout : 0;
@@ -236,7 +236,7 @@ void crpg_after_statement(lua_State *L, exec_target *t, const char *sql, size_t 
                           int failed_kind, int hit) {
   int top = lua_gettop(L);
   int slow = t->slow_ms >= 0 && ms >= t->slow_ms;
-  if (t->pool) pool_core_count_query(t->pool, failed_kind, slow, hit);
+  if (t->pool) pool_core_count(t->pool, t->s, failed_kind, slow, hit);
   if (t->s->notices) deliver_notices(L, t);
   if (slow) report_slow(L, t, sql, sql_len, ms);
   lua_settop(L, top);

@@ -692,19 +692,27 @@ static void normalize_decimal_point(char *s)
 }
 
 /* Appends the shortest of %.15g, %.16g and %.17g that strtod reads back as v. */
-int json_append_double(strbuf *b, double v)
+int json_format_double(char *out, double v)
 {
-  char tmp[64];
   int prec;
 
   if (isnan(v) || isinf(v))
     return -1;
   for (prec = 15; prec <= 17; prec++) {
-    snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-    if (prec == 17 || strtod(tmp, NULL) == v)
+    snprintf(out, 32, "%.*g", prec, v);
+    if (prec == 17 || strtod(out, NULL) == v)
       break;
   }
-  normalize_decimal_point(tmp);
+  normalize_decimal_point(out);
+  return 0;
+}
+
+int json_append_double(strbuf *b, double v)
+{
+  char tmp[32];
+
+  if (json_format_double(tmp, v))
+    return -1;
   strbuf_puts(b, tmp);
   return 0;
 }

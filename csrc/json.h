@@ -54,5 +54,7 @@ void json_append_string(strbuf *b, const char *s, size_t len);
  * values print without a fraction ("3", "1e+20"). Returns -1 (appending nothing)
  * for NaN or infinities, which JSON cannot represent. */
 int json_append_double(strbuf *b, double v);
+/* The same text written to out (room for 32 bytes), NUL-terminated. */
+int json_format_double(char *out, double v);
 
 #endif

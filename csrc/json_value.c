@@ -107,7 +107,7 @@ static int encode_value(lua_State *L, int idx, strbuf *b, int depth, char *err, 
       return 0;
     case LUA_TNUMBER:
       if (crpg_isinteger(L, idx, &iv) && (LUA_VERSION_NUM >= 503 || (iv > -(1LL << 53) && iv < (1LL << 53)))) {
-        strbuf_printf(b, "%lld", iv);
+        strbuf_put_int(b, iv);
         return 0;
       }
       if (json_append_double(b, (double)lua_tonumber(L, idx))) {
@@ -137,19 +137,24 @@ int crpg_json_encode(lua_State *L, int idx, strbuf *b, char *err, size_t errlen)
 /* ---- decoding --------------------------------------------------------------- */
 
 /* The value being built is on the stack top: the innermost open container,
- * and above it an object key waiting for its value. Outer containers live in
- * a chain table (chain[depth]), not on the Lua stack, so nesting is bounded by
- * memory only, as deep as the server's own limit. */
+ * and above it an object key waiting for its value. The first STACK_LEVELS
+ * outer containers stay on the Lua stack below it; deeper ones live in a chain
+ * table (chain[depth]), made on first need, so nesting is bounded by memory
+ * only, as deep as the server's own limit. */
+#define STACK_LEVELS 32
+#define INLINE_SLOTS 64
+
 typedef struct decoder {
   lua_State *L;
   size_t depth;
-  int chain_idx;                    /* stack index of the chain table */
-  int array_mt_idx;                 /* stack index of the json_array metatable */
-  strbuf slots;                     /* per level: the next array slot (long), 0 for objects */
+  int chain_idx;                    /* stack index of the chain table (nil until needed) */
+  int array_mt_idx;                 /* stack index of the json_array metatable (nil until needed) */
+  long inline_slots[INLINE_SLOTS];  /* per level: the next array slot, 0 for objects ... */
+  strbuf slots;                     /* ... in slots.data past INLINE_SLOTS levels */
 } decoder;
 
 static long *slot(decoder *d) {
-  return (long *)(void *)d->slots.data + d->depth;
+  return d->depth < INLINE_SLOTS ? &d->inline_slots[d->depth] : (long *)(void *)d->slots.data + d->depth;
 }
 
 /* Stores the value on top into the current container (at the top level, it
@@ -203,10 +208,13 @@ static int on_string(void *ctx, const char *s, size_t len) {
  * chain, the new container left alone on top. */
 static int open_container(decoder *d, long first_index, int is_array) {
   lua_State *L = d->L;
-  long zero = 0;
   if (!lua_checkstack(L, 6)) return 1;
   lua_newtable(L);
   if (is_array) {
+    if (lua_isnil(L, d->array_mt_idx)) { /* looked up once per decoded value */
+      luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
+      lua_replace(L, d->array_mt_idx);
+    }
     lua_pushvalue(L, d->array_mt_idx);
     lua_setmetatable(L, -2);
   }
@@ -220,12 +228,22 @@ static int open_container(decoder *d, long first_index, int is_array) {
       lua_rawset(L, -5);
       lua_remove(L, -2);
     }                                           /* parent, new */
-    lua_insert(L, -2);                          /* new, parent */
-    lua_rawseti(L, d->chain_idx, (int)d->depth); /* chain[depth] = parent; new */
+    if (d->depth >= STACK_LEVELS) {             /* deep: the parent moves to the chain */
+      if (lua_isnil(L, d->chain_idx)) {
+        lua_newtable(L);
+        lua_replace(L, d->chain_idx);
+      }
+      lua_insert(L, -2);                          /* new, parent */
+      lua_rawseti(L, d->chain_idx, (int)d->depth); /* chain[depth] = parent; new */
+    }
   }
-  strbuf_append(&d->slots, (const char *)&zero, sizeof zero);
-  if (d->slots.failed) return 1;
   d->depth++;
+  if (d->depth >= INLINE_SLOTS) {
+    long zero = 0;
+    if (d->slots.len == 0) strbuf_append(&d->slots, (const char *)d->inline_slots, sizeof d->inline_slots);
+    strbuf_append(&d->slots, (const char *)&zero, sizeof zero);
+    if (d->slots.failed) return 1;
+  }
   *slot(d) = first_index;
   return 0;
 }
@@ -243,13 +261,15 @@ static int on_key(void *ctx, const char *s, size_t len) {
 static int close_container(void *ctx) {
   decoder *d = ctx;
   lua_State *L = d->L;
+  if (d->depth >= INLINE_SLOTS) d->slots.len -= sizeof(long);
   d->depth--;
-  d->slots.len -= sizeof(long);
   if (d->depth == 0) return 0;                  /* the result stays on top */
-  lua_pop(L, 1);
-  lua_rawgeti(L, d->chain_idx, (int)d->depth);
-  lua_pushnil(L);
-  lua_rawseti(L, d->chain_idx, (int)d->depth);
+  lua_pop(L, 1);                                /* stored in its parent already */
+  if (d->depth >= STACK_LEVELS) {               /* the parent is in the chain */
+    lua_rawgeti(L, d->chain_idx, (int)d->depth);
+    lua_pushnil(L);
+    lua_rawseti(L, d->chain_idx, (int)d->depth);
+  }                                             /* else it is on top now */
   return 0;
 }
 
@@ -264,13 +284,13 @@ int crpg_json_decode(lua_State *L, const char *text, size_t len) {
   int base = lua_gettop(L), rc;
   d.L = L;
   d.depth = 0;
+  d.inline_slots[0] = 0; /* level 0 */
   strbuf_init(&d.slots);
-  strbuf_append(&d.slots, "\0\0\0\0\0\0\0\0", sizeof(long)); /* level 0 */
-  lua_newtable(L);
+  lua_pushnil(L); /* the chain, made when needed */
   d.chain_idx = lua_gettop(L);
-  luaL_getmetatable(L, CRPG_JSON_ARRAY_MT);
+  lua_pushnil(L); /* the array metatable, fetched when needed */
   d.array_mt_idx = lua_gettop(L);
-  rc = d.slots.failed ? -1 : json_parse(text, len, &lua_builders, &d, &err);
+  rc = json_parse(text, len, &lua_builders, &d, &err);
   strbuf_free(&d.slots);
   if (rc != 0) {
     lua_settop(L, base);

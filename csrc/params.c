@@ -29,13 +29,9 @@ static int bad_param(lua_State *L, int i, const char *what) {
 /* Writes a double as PostgreSQL reads it back exactly: the shortest text
  * that round-trips, "-0" for negative zero, NaN and the infinities by name. */
 static void format_double(char *out, double v) {
-  strbuf b;
   if (isnan(v)) { strcpy(out, "NaN"); return; }
   if (isinf(v)) { strcpy(out, v > 0 ? "Infinity" : "-Infinity"); return; }
-  strbuf_init(&b);
-  if (json_append_double(&b, v) == 0 && !b.failed && b.len < NUMBUF) memcpy(out, b.data, b.len + 1);
-  else snprintf(out, NUMBUF, "%.17g", v);
-  strbuf_free(&b);
+  (void)json_format_double(out, v); /* NUMBUF >= 32 */
 }
 
 /* Formats the number at idx and returns its type: an integer (or a float
@@ -54,7 +50,7 @@ static Oid format_number(lua_State *L, int idx, char *out) {
   format_double(out, d);
   return FLOAT8_OID;
 integer:
-  snprintf(out, NUMBUF, "%lld", iv);
+  (void)strbuf_format_int(out, iv);
   return iv >= -2147483648LL && iv <= 2147483647LL ? INT4_OID : INT8_OID;
 }
 
@@ -186,9 +182,10 @@ static int append_array(lua_State *L, int idx, strbuf *b, int depth, array_shape
 /* Encodes a table parameter (JSON, or an array literal with elements separated
  * by delim) into a new string pushed on the stack. Returns 0, or -1 with err. */
 static int push_encoded(lua_State *L, int idx, int as_array, char delim, char *err, size_t errlen) {
+  char small[256]; /* most values: no allocation */
   strbuf b;
   int rc;
-  strbuf_init(&b);
+  strbuf_init_with(&b, small, sizeof small);
   if (as_array) {
     array_shape sh;
     int d;

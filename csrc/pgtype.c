@@ -1,6 +1,7 @@
 /* Type OIDs -> what the decoder needs to know (see pgtype.h). */
 #include "pgtype.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,8 +218,26 @@ static int search(const pgtype_info *items, int n, Oid oid) {
   return -lo - 1;
 }
 
+/* Built-in OIDs below SMALL_OIDS, indexed directly (entry + 1; 0: none):
+ * the lookup behind every decoded column. Built once, on first use. */
+#define SMALL_OIDS 4096
+static unsigned short small_index[SMALL_OIDS];
+static pthread_once_t small_once = PTHREAD_ONCE_INIT;
+
+static void build_small_index(void) {
+  int i;
+  for (i = 0; i < NBUILTINS; i++)
+    if (builtins[i].oid < SMALL_OIDS) small_index[builtins[i].oid] = (unsigned short)(i + 1);
+}
+
 const pgtype_info *pgtype_builtin(Oid oid) {
-  int i = search(builtins, NBUILTINS, oid);
+  int i;
+  if (oid < SMALL_OIDS) {
+    (void)pthread_once(&small_once, build_small_index);
+    i = small_index[oid];
+    return i ? &builtins[i - 1] : NULL;
+  }
+  i = search(builtins, NBUILTINS, oid);
   return i >= 0 ? &builtins[i] : NULL;
 }
 
@@ -278,6 +297,9 @@ int pgtype_fetch(PGconn *pg, pgtype_cache *c, const Oid *oids, int n) {
   /* The first round asks for what is missing of oids; the next ones for the
    * element and base types the answers name (an array of a domain over an
    * enum: three rounds). */
+  int known;
+  for (known = 0; known < n && (!oids[known] || pgtype_get(c, oids[known])); known++) {}
+  if (known == n) return 0; /* all known: the common case, no allocation */
   for (round = 0; round < 8; round++) {
     char *list;
     size_t len = 2, used = 0;

@@ -139,20 +139,17 @@ static int collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, d
   for (i = 1; i <= n; i++) {
     PGresult *r, *prep_failed = NULL;
     ExecStatusType st;
-    char buf[32], *name = NULL;
-    int prepared_here = 0;
+    char name[32];              /* formatted only when a statement is forgotten */
+    int prepared_here;
     lua_Integer id;
     lua_rawgeti(L, names, i);     /* -(id + 1): prepared here first; id + 1: cached; nil: unnamed */
     id = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (id) {
-      prepared_here = id < 0;
-      snprintf(buf, sizeof buf, "crpg_%ld", (long)(id < 0 ? -id : id) - 1);
-      name = buf;
-    }
+    prepared_here = id < 0;
     if (prepared_here && !broken) {
       r = session_get_result(s);        /* the prepare */
       if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(name, sizeof name, "crpg_%ld", (long)-id - 1);
         session_pipeline_forget(s, name);
         prep_failed = r;
       } else {
@@ -171,9 +168,11 @@ static int collect(lua_State *L, int pidx, pipeline_handle *p, exec_target *t, d
       r = prep_failed;
     }
     st = PQresultStatus(r);
-    if (r && st == PGRES_FATAL_ERROR && name &&
-        sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan)
+    if (r && st == PGRES_FATAL_ERROR && id &&
+        sqlstate_lookup(PQresultErrorField(r, PG_DIAG_SQLSTATE), PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)).stale_plan) {
+      snprintf(name, sizeof name, "crpg_%ld", (long)(id < 0 ? -id : id) - 1);
       session_pipeline_forget(s, name);
+    }
     got[i - 1] = r;
     if (!r) broken = 1;
     /* the NULL that ends this statement's results, then its sync */

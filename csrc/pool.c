@@ -294,6 +294,7 @@ static int pool_run(lua_State *L, int simple) {
   t.slow_ms = pool_core_slow_ms(p);
   t.timeout = pool_core_query_timeout(p);
   t.hooks = lua_gettop(L);
+  s->count_at_release = 1; /* counted under pool_core_release's lock */
   results = crpg_run_encoded(L, &t, 2, 3, &ps, simple);
   pool_core_release(p, s);
   return results;

@@ -37,6 +37,7 @@ struct pool_core {
   unsigned long long connect_attempts, resets, leaks;
   char *leak_where[LEAK_REPORTS];  /* pending leak reports (where, or NULL) */
   int n_leak_reports;
+  double next_reap;            /* no idle session can expire before this (reap_locked) */
 };
 
 static void core_free(pool_core *p) {
@@ -78,6 +79,8 @@ static void discard_list(pool_core *p, session *list) {
 static session *reap_locked(pool_core *p, double now) {
   session **link = &p->idle, *doomed = NULL;
   int open = p->n_total;
+  double next = 1e300;
+  if (!p->closed && now < p->next_reap) return NULL; /* nothing due yet: no walk */
   while (*link) {
     session *s = *link;
     int expired = p->max_lifetime > 0 && now - s->created_at >= p->max_lifetime;
@@ -89,11 +92,29 @@ static session *reap_locked(pool_core *p, double now) {
       p->n_idle--;
       open--;
     } else {
+      /* when it may expire; one kept only for min waits for n_total to grow */
+      if (p->max_lifetime > 0 && s->created_at + p->max_lifetime < next) next = s->created_at + p->max_lifetime;
+      if (s->idle_since + p->idle_timeout > now && s->idle_since + p->idle_timeout < next)
+        next = s->idle_since + p->idle_timeout;
       link = &s->next;
     }
   }
+  p->next_reap = next;
   return doomed;
 }
+
+/* Parks s on the idle list (locked), keeping next_reap true. */
+static void park_locked(pool_core *p, session *s) {
+  double due = s->idle_since + p->idle_timeout;
+  if (p->max_lifetime > 0 && s->created_at + p->max_lifetime < due) due = s->created_at + p->max_lifetime;
+  if (due < p->next_reap) p->next_reap = due;
+  s->next = p->idle;
+  p->idle = s;
+  p->n_idle++;
+}
+
+/* n_total grew: an idle session kept only for min may now be due. */
+static void grew_locked(pool_core *p) { p->next_reap = 0; }
 
 static void deadline_ts(struct timespec *ts, double deadline) {
   double whole = (double)(long long)deadline;
@@ -146,9 +167,7 @@ static int open_idle(pool_core *p) {
     return -1;
   }
   s->idle_since = session_now();
-  s->next = p->idle;
-  p->idle = s;
-  p->n_idle++;
+  park_locked(p, s);
   pthread_mutex_unlock(&p->mu);
   return 0;
 }
@@ -297,6 +316,7 @@ error_kind pool_core_acquire_for(pool_core *p, double timeout, int count, sessio
       p->n_idle--;
     } else if (p->n_total < p->max) {
       p->n_total++; /* reserve the slot while connecting unlocked */
+      grew_locked(p);
       open_new = 1;
     }
     pthread_mutex_unlock(&p->mu);
@@ -381,18 +401,27 @@ static void release(pool_core *p, session *s, int may_io) {
   if (keep && p->max_lifetime > 0 && now - s->created_at >= p->max_lifetime) keep = 0;
 
   pthread_mutex_lock(&p->mu);
+  if (s->pend_queries) { /* pool_core_count's, folded into this lock */
+    p->queries += s->pend_queries;
+    p->slow_queries += s->pend_slow;
+    p->cache_hits += s->pend_hits;
+    p->cache_misses += s->pend_queries - s->pend_hits;
+    s->pend_queries = s->pend_slow = s->pend_hits = 0;
+  }
+  s->count_at_release = 0;
   if (!keep || p->closed) {
     pthread_mutex_unlock(&p->mu);
     discard(p, s);
     return;
   }
   s->idle_since = now;
-  s->next = p->idle;
-  p->idle = s;
-  p->n_idle++;
+  park_locked(p, s);
   doomed = reap_locked(p, now);
   refill = may_io && p->n_total < p->min && now >= p->backoff_until;
-  if (refill) p->n_total++;
+  if (refill) {
+    p->n_total++;
+    grew_locked(p);
+  }
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   discard_list(p, doomed);
@@ -403,7 +432,8 @@ void pool_core_note_leak(pool_core *p, char *where) {
   pthread_mutex_lock(&p->mu);
   p->leaks++;
   if (p->n_leak_reports < LEAK_REPORTS) {
-    p->leak_where[p->n_leak_reports++] = where;
+    p->leak_where[p->n_leak_reports] = where;
+    __atomic_store_n(&p->n_leak_reports, p->n_leak_reports + 1, __ATOMIC_RELEASE);
     where = NULL;
   }
   pthread_mutex_unlock(&p->mu);
@@ -412,13 +442,15 @@ void pool_core_note_leak(pool_core *p, char *where) {
 
 int pool_core_take_leak(pool_core *p, char **where) {
   int found;
+  /* the common case, no report pending, without the lock */
+  if (__atomic_load_n(&p->n_leak_reports, __ATOMIC_ACQUIRE) == 0) return 0;
   pthread_mutex_lock(&p->mu);
   found = p->n_leak_reports > 0;
   if (found) {
     int i;
     *where = p->leak_where[0];
     for (i = 1; i < p->n_leak_reports; i++) p->leak_where[i - 1] = p->leak_where[i];
-    p->n_leak_reports--;
+    __atomic_store_n(&p->n_leak_reports, p->n_leak_reports - 1, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&p->mu);
   return found;
@@ -430,7 +462,10 @@ void pool_core_maintain(pool_core *p) {
   pthread_mutex_lock(&p->mu);
   doomed = reap_locked(p, session_now());
   need = p->closed || session_now() < p->backoff_until ? 0 : p->min - p->n_total;
-  if (need > 0) p->n_total += need;
+  if (need > 0) {
+    p->n_total += need;
+    grew_locked(p);
+  }
   pthread_mutex_unlock(&p->mu);
   discard_list(p, doomed);
   while (need > 0) {
@@ -473,6 +508,16 @@ void pool_core_count_query(pool_core *p, int failed_kind, int slow, int cache_hi
   if (failed_kind >= 0 && failed_kind < KIND_COUNT) p->errors[failed_kind]++;
   if (cache_hit) p->cache_hits++; else p->cache_misses++;
   pthread_mutex_unlock(&p->mu);
+}
+
+void pool_core_count(pool_core *p, session *s, int failed_kind, int slow, int cache_hit) {
+  if (s && s->count_at_release && failed_kind < 0) {
+    s->pend_queries++;
+    s->pend_slow += slow != 0;
+    s->pend_hits += cache_hit != 0;
+    return;
+  }
+  pool_core_count_query(p, failed_kind, slow, cache_hit);
 }
 
 void pool_core_stats(pool_core *p, pool_stats *out) {

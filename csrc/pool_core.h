@@ -103,6 +103,11 @@ int pool_core_close(pool_core *p, double timeout);
  * core's (>= KIND_COUNT) are not counted. */
 void pool_core_count_query(pool_core *p, int failed_kind, int slow, int cache_hit);
 
+/* pool_core_count_query for a statement run on s: when s is lent for that one
+ * statement (s->count_at_release) and it succeeded, the counts are kept in s
+ * and added under the release's lock, not a lock of their own. */
+void pool_core_count(pool_core *p, session *s, int failed_kind, int slow, int cache_hit);
+
 /* Fills out with a snapshot taken under the lock. */
 void pool_core_stats(pool_core *p, pool_stats *out);
 

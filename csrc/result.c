@@ -114,10 +114,14 @@ static int push_scalar(lua_State *L, const column_decoder *d, const char *s, siz
       return crpg_json_decode(L, s, len);
     case DEC_BYTEA: {
       size_t outlen;
-      char *out = lua_newuserdatauv(L, len ? len : 1, 0); /* scratch, collected */
-      if (bytea_decode(s, len, out, &outlen) != 0) { lua_pop(L, 1); return -1; }
+      char small[512]; /* most values: no scratch userdata */
+      char *out = len <= sizeof small ? small : lua_newuserdatauv(L, len, 0); /* scratch, collected */
+      if (bytea_decode(s, len, out, &outlen) != 0) {
+        if (out != small) lua_pop(L, 1);
+        return -1;
+      }
       lua_pushlstring(L, out, outlen);
-      lua_remove(L, -2);
+      if (out != small) lua_remove(L, -2);
       return 0;
     }
     case DEC_CUSTOM:

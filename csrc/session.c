@@ -725,6 +725,15 @@ static void stmt_name(char *buf, size_t n, unsigned id) {
   snprintf(buf, n, "crpg_%u", id);
 }
 
+/* Copies the entry's name into buf (n bytes, cut to fit). */
+static void copy_name(char *buf, size_t n, const stmt_entry *e) {
+  size_t len = strlen(e->name);
+  if (n == 0) return;
+  if (len >= n) len = n - 1;
+  memcpy(buf, e->name, len);
+  buf[len] = '\0';
+}
+
 /* Removes entry e; tells the server to deallocate it when that cannot fail
  * (not inside an aborted transaction). Names are never reused, so a statement
  * the server still holds cannot collide with a new one. */
@@ -772,13 +781,11 @@ static int result_format(session *s, stmt_entry *e, const char *name) {
 
 static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const char *const *values,
                                const int *lengths, const int *formats) {
-  char name[32];
   int binary;
-  stmt_name(name, sizeof name, e->id);
   e->last_used = ++s->tick;
-  binary = s->want_binary && result_format(s, e, name);
+  binary = s->want_binary && result_format(s, e, e->name);
   if (binary) s->binary_results++;
-  return finish(s, PQsendQueryPrepared(s->pg, name, nparams, values, lengths, formats, binary));
+  return finish(s, PQsendQueryPrepared(s->pg, e->name, nparams, values, lengths, formats, binary));
 }
 
 /* Prepares sql under a new name, evicting the least recently used entry when
@@ -829,6 +836,8 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
   e->described = NULL;
   e->result_format = -1;
   e->id = id;
+  memcpy(e->name, name, sizeof e->name);
+  e->dirty_sql = -1;
   e->last_used = 0;
   *out = e;
   return NULL;
@@ -837,6 +846,7 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
 static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int nparams,
                              const Oid *types, const char *const *values,
                              const int *lengths, const int *formats, int *cache_hit);
+static void note_entry(session *s, stmt_entry *e);
 
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
@@ -858,13 +868,16 @@ static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int np
 
   *cache_hit = 0;
   s->timed_out = 0;
-  if (s->cache_size == 0)
+  if (s->cache_size == 0) {
+    session_note_sql(s, sql, sql_len);
     return finish(s, PQsendQueryParams(s->pg, sql, nparams, types, values, lengths, formats, 0));
+  }
 
   was_idle = PQtransactionStatus(s->pg) == PQTRANS_IDLE;
   h = hash_sql(sql, sql_len, nparams, types);
   e = cache_find(s, h, sql, sql_len, nparams, types);
   if (e) {
+    note_entry(s, e);
     s->cache_hits++;
     *cache_hit = 1;
     r = exec_prepared(s, e, nparams, values, lengths, formats);
@@ -879,6 +892,7 @@ static PGresult *exec_cached(session *s, const char *sql, size_t sql_len, int np
     s->cache_misses++;
     s->cache_replans++;
   } else {
+    session_note_sql(s, sql, sql_len);
     s->cache_misses++;
   }
   r = prepare(s, sql, sql_len, h, nparams, types, &e);
@@ -904,7 +918,9 @@ static int word_is(const char *p, size_t n, const char *w, int prefix) {
   return 1;
 }
 
-void session_note_sql(session *s, const char *sql, size_t len) {
+/* True when sql may leave session state behind (SET, LISTEN, temp tables,
+ * advisory locks, ...): the keyword scan behind reset = "auto". */
+static int sql_is_dirty(const char *sql, size_t len) {
   static const char *const first[] = {"set", "reset", "listen", "prepare", "declare", "load",
                                       "discard", "do", "call", NULL};
   static const char *const anywhere[] = {"set_config", "temp", "temporary", "dblink_connect",
@@ -912,8 +928,6 @@ void session_note_sql(session *s, const char *sql, size_t len) {
   static const char *const prefixes[] = {"pg_advisory_lock", "pg_try_advisory_lock", NULL};
   size_t i = 0;
   int at_start = 1;
-  s->used = 1;
-  if (s->dirty) return;
   while (i < len) {
     unsigned char c = (unsigned char)sql[i];
     if (ident_char(c) && !(c >= '0' && c <= '9')) {
@@ -922,11 +936,11 @@ void session_note_sql(session *s, const char *sql, size_t len) {
       while (i < len && ident_char((unsigned char)sql[i])) i++;
       if (at_start)
         for (k = 0; first[k]; k++)
-          if (word_is(sql + st, i - st, first[k], 0)) { s->dirty = 1; return; }
+          if (word_is(sql + st, i - st, first[k], 0)) return 1;
       for (k = 0; anywhere[k]; k++)
-        if (word_is(sql + st, i - st, anywhere[k], 0)) { s->dirty = 1; return; }
+        if (word_is(sql + st, i - st, anywhere[k], 0)) return 1;
       for (k = 0; prefixes[k]; k++)
-        if (word_is(sql + st, i - st, prefixes[k], 1)) { s->dirty = 1; return; }
+        if (word_is(sql + st, i - st, prefixes[k], 1)) return 1;
       at_start = 0;
       continue;
     }
@@ -944,6 +958,20 @@ void session_note_sql(session *s, const char *sql, size_t len) {
     else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') at_start = 0;
     i++;
   }
+  return 0;
+}
+
+void session_note_sql(session *s, const char *sql, size_t len) {
+  s->used = 1;
+  if (!s->dirty && sql_is_dirty(sql, len)) s->dirty = 1;
+}
+
+/* session_note_sql for a cached statement: the scan runs once per entry. */
+static void note_entry(session *s, stmt_entry *e) {
+  s->used = 1;
+  if (s->dirty) return;
+  if (e->dirty_sql < 0) e->dirty_sql = sql_is_dirty(e->sql, e->len);
+  s->dirty = e->dirty_sql;
 }
 
 int session_reset(session *s, double timeout) {
@@ -980,7 +1008,7 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   if (e) {
     s->cache_hits++;
     e->last_used = ++s->tick;
-    stmt_name(name, namelen, e->id);
+    copy_name(name, namelen, e);
     return 1;
   }
   if (s->cache_count == s->cache_size) return 0;  /* evicting would need a round trip */
@@ -1004,17 +1032,17 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   e->described = NULL;
   e->result_format = -1;
   e->id = s->next_stmt_id++;
+  stmt_name(e->name, sizeof e->name, e->id);
+  e->dirty_sql = -1;
   e->last_used = ++s->tick;
-  stmt_name(name, namelen, e->id);
+  copy_name(name, namelen, e);
   return 2;
 }
 
 void session_pipeline_forget(session *s, const char *name) {
   int i;
   for (i = 0; i < s->cache_count; i++) {
-    char mine[32];
-    stmt_name(mine, sizeof mine, s->cache[i].id);
-    if (strcmp(mine, name) == 0) {
+    if (strcmp(s->cache[i].name, name) == 0) {
       cache_drop(s, &s->cache[i], 0);
       return;
     }
@@ -1036,7 +1064,6 @@ PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int n
   unsigned long long h;
   stmt_entry *e;
   PGresult *r;
-  char name[32];
 
   if (s->cache_size == 0) { /* the unnamed statement, replaced by the next one */
     r = PQprepare(s->pg, "", sql, nparams, types);
@@ -1054,8 +1081,7 @@ PGresult *session_param_types(session *s, const char *sql, size_t sql_len, int n
   if (!e->described) {
     Oid *d = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
     if (!d) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
-    stmt_name(name, sizeof name, e->id);
-    if ((r = describe(s, name, nparams, d)) != NULL) {
+    if ((r = describe(s, e->name, nparams, d)) != NULL) {
       free(d);
       if (is_stale_plan(r)) cache_drop(s, e, 0);
       return r;

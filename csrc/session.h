@@ -27,6 +27,8 @@ typedef struct stmt_entry {
                                     * described yet */
   unsigned long long last_used;
   unsigned id;                     /* prepared as "crpg_<id>" */
+  char name[16];                   /* "crpg_<id>", formatted once */
+  int dirty_sql;                   /* session_note_sql's verdict on the text; -1: not asked yet */
 } stmt_entry;
 
 typedef struct notice {
@@ -75,6 +77,8 @@ typedef struct session {
   /* lending (the pool): what a borrower may have left in the session */
   int used;                        /* ran a statement since the last reset */
   int dirty;                       /* ran something that may change session state (see session_note_sql) */
+  int count_at_release;            /* lent for one statement: its pool counts wait for the release */
+  unsigned pend_queries, pend_slow, pend_hits;  /* those counts (pool_core_count) */
   unsigned long long cancel_token; /* for session_cancel_token (0: none) */
 } session;
 
@@ -98,7 +102,8 @@ void session_close(session *s);
 /* Runs sql with text (or, where formats[i] is 1, binary) parameters through
  * the statement cache, re-preparing once when the server reports a stale or
  * missing plan and no transaction was open. Returns libpq's result (NULL only
- * when out of memory); *cache_hit tells whether a cached statement was used. */
+ * when out of memory); *cache_hit tells whether a cached statement was used.
+ * Notes the SQL as session_note_sql does (scanning a cached text only once). */
 PGresult *session_exec(session *s, const char *sql, size_t sql_len, int nparams,
                        const Oid *types, const char *const *values,
                        const int *lengths, const int *formats, int *cache_hit);

@@ -277,10 +277,63 @@ static int ignore_statement(void *ctx, const char *stmt, size_t stmt_len, int li
   return 0;
 }
 
+/* sql_max_param for the common text with no comment, dollar quote or E'...'
+ * string: skipping plain quotes, every '$' + digits not inside a word is a
+ * parameter, as the lexer decides. Returns -1 when the text needs the lexer. */
+static long max_param_plain(const char *text, size_t len)
+{
+  long max = 0;
+  size_t i;
+
+  static const unsigned char special[256] = {['\''] = 1, ['"'] = 1, ['-'] = 1, ['/'] = 1, ['$'] = 1};
+
+  for (i = 0; i < len; i++) {
+    char c;
+    while (i < len && !special[(unsigned char)text[i]])
+      i++; /* most bytes */
+    if (i >= len)
+      break;
+    c = text[i];
+    if (c == '\'' || c == '"') { /* 'text', "name": '' and "" escape the quote */
+      if (c == '\'' && i > 0 && (text[i - 1] == 'e' || text[i - 1] == 'E'))
+        return -1; /* perhaps E'...', with backslash escapes */
+      for (i++; i < len && !(text[i] == c && !(i + 1 < len && text[i + 1] == c)); i++)
+        if (text[i] == c)
+          i++; /* a doubled quote */
+      if (i >= len)
+        return -1; /* unterminated */
+      continue;
+    }
+    if ((c == '-' || c == '/') && i + 1 < len && (text[i + 1] == '-' || text[i + 1] == '*'))
+      return -1;
+    if (c == '$') {
+      long v = 0;
+      if (i + 1 >= len || text[i + 1] < '0' || text[i + 1] > '9')
+        return -1; /* perhaps a dollar quote */
+      if (i > 0 && is_ident_char(text[i - 1]))
+        continue; /* inside a word: a$1 */
+      while (i + 1 < len && text[i + 1] >= '0' && text[i + 1] <= '9') {
+        if (v < 100000000)
+          v = v * 10 + (text[i + 1] - '0');
+        i++;
+      }
+      if (v > 100000000)
+        v = 100000000;
+      if (v > max)
+        max = v;
+    }
+  }
+  return max;
+}
+
 /* The highest $n parameter in text (see sql_split.h). */
 long sql_max_param(const char *text, size_t len)
 {
   splitter sp;
+  long fast = max_param_plain(text, len);
+
+  if (fast >= 0)
+    return fast;
   run(&sp, text, len, ignore_statement, NULL);
   return sp.max_param;
 }

@@ -28,7 +28,13 @@ static int strbuf_grow(strbuf *b, size_t n)
   cap = b->cap ? b->cap : STRBUF_MIN_CAP;
   while (cap < need)
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  p = realloc(b->data, cap);
+  if (b->fixed != NULL && b->data == b->fixed) { /* leaving the caller's storage */
+    p = malloc(cap);
+    if (p != NULL)
+      memcpy(p, b->data, b->len + 1);
+  } else {
+    p = realloc(b->data, cap);
+  }
   if (p == NULL) {
     b->failed = 1;
     return -1;
@@ -45,12 +51,24 @@ void strbuf_init(strbuf *b)
   b->len = 0;
   b->cap = 0;
   b->failed = 0;
+  b->fixed = NULL;
+}
+
+void strbuf_init_with(strbuf *b, char *storage, size_t cap)
+{
+  b->data = storage;
+  b->len = 0;
+  b->cap = cap;
+  b->failed = 0;
+  b->fixed = storage;
+  storage[0] = '\0';
 }
 
 /* Releases the memory; the buffer is empty (and usable) again afterwards. */
 void strbuf_free(strbuf *b)
 {
-  free(b->data);
+  if (b->data != b->fixed)
+    free(b->data);
   strbuf_init(b);
 }
 
@@ -138,4 +156,25 @@ void strbuf_printf(strbuf *b, const char *fmt, ...)
     }
   }
   b->len += (size_t)n;
+}
+
+size_t strbuf_format_int(char *out, long long v) {
+  char tmp[24];
+  size_t n = 0, len;
+  /* through unsigned: -LLONG_MIN does not fit a long long */
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    tmp[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  } while (u);
+  len = 0;
+  if (v < 0) out[len++] = '-';
+  while (n) out[len++] = tmp[--n];
+  out[len] = '\0';
+  return len;
+}
+
+void strbuf_put_int(strbuf *b, long long v) {
+  char tmp[24];
+  strbuf_append(b, tmp, strbuf_format_int(tmp, v));
 }

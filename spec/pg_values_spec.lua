@@ -126,6 +126,22 @@ describe("issue 7: values", function()
     end)
   end)
 
+  describe("bytea in text results", function()
+    it("decodes small and large values alike (hex and escape output)", function()
+      local c = server.connect()
+      for _, n in ipairs { 0, 1, 85, 170, 171, 172, 1700 } do -- 3n bytes: around the 512-byte scratch
+        local want = string.rep("\0\255a", n)
+        for _, fmt in ipairs { "hex", "escape" } do
+          assert(c:exec("SET bytea_output = " .. fmt))
+          -- exec: the simple protocol, results in text
+          local res = assert(c:exec(string.format("SELECT decode(repeat('00ff61', %d), 'hex') AS v", n)))
+          assert.are.equal(want, res[1].v)
+        end
+      end
+      c:close()
+    end)
+  end)
+
   describe("JSON the server accepted", function()
     it("decodes nesting as deep as the server allows", function()
       local n = 10000

@@ -241,6 +241,19 @@ static void test_max_param(void)
   PARAMS("SELECT '$1", 0);                 /* unterminated: nothing counted inside */
   PARAMS("SELECT $", 0);
   PARAMS("SELECT $99999999999", 100000000); /* capped */
+  /* the plain-text fast path (no quote, comment, dollar quote) agrees */
+  PARAMS("select $1::int8 as id, 'user' || $1 as email", 1);
+  PARAMS("insert into t values ($1, $2, $3)", 3);
+  PARAMS("SELECT x$1 + $2, 1$3, ($4)", 4);
+  PARAMS("SELECT $1$2", 1);
+  PARAMS("SELECT $1 - $2 / $3 -$4", 4);
+  PARAMS("SELECT $2 -- $9", 2);
+  PARAMS("SELECT 'it''s $7', \"a\"\"$8\", $2 FROM t", 2);
+  PARAMS("SELECT '$3''", 0);
+  PARAMS("SELECT xe'$3', $1", 1);
+  PARAMS("SELECT e'\\'$3', $1", 1);
+  PARAMS("SELECT U&'$4' || $1", 1);
+  PARAMS("SELECT \xc3\xa9$5, $1", 1);
   CHECK_INT(sql_max_param("$1", 2), 1);
   CHECK_INT(sql_max_param("", 0), 0);
 }

@@ -1,4 +1,5 @@
 /* strbuf: growth, NUL termination, the sticky failed flag, printf. */
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -150,8 +151,68 @@ static void test_failed(void)
   strbuf_free(&b);
 }
 
+/* strbuf_format_int writes what "%lld" writes, at the extremes too. */
+static void test_format_int(void)
+{
+  static const long long cases[] = {0, 1, -1, 9, 10, -10, 2147483647LL, -2147483648LL,
+                                    9223372036854775807LL, -9223372036854775807LL - 1};
+  size_t i;
+  char got[24], want[24];
+  strbuf b;
+
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(want, sizeof want, "%lld", cases[i]);
+    CHECK_INT((long)strbuf_format_int(got, cases[i]), (long)strlen(want));
+    CHECK_STR(got, want);
+  }
+  strbuf_init(&b);
+  strbuf_puts(&b, "n=");
+  strbuf_put_int(&b, -42);
+  CHECK_STR(b.data, "n=-42");
+  strbuf_free(&b);
+}
+
+/* strbuf_init_with: the caller's storage until it is outgrown, then the heap. */
+static void test_init_with(void)
+{
+  char small[8];
+  strbuf b;
+  size_t i;
+
+  strbuf_init_with(&b, small, sizeof small);
+  CHECK_STR(b.data, "");
+  strbuf_puts(&b, "abcdefg"); /* 7 + NUL: fits */
+  CHECK(b.data == small);
+  CHECK_STR(b.data, "abcdefg");
+  strbuf_putc(&b, 'h');       /* outgrows it: copied to the heap */
+  CHECK(b.data != small);
+  CHECK_STR(b.data, "abcdefgh");
+  CHECK_STR(small, "abcdefg");
+  for (i = 0; i < 100; i++) strbuf_putc(&b, 'x');
+  CHECK_INT((long)b.len, 108);
+  strbuf_free(&b);            /* frees the heap copy */
+  CHECK(b.data == NULL);
+
+  strbuf_init_with(&b, small, sizeof small);
+  strbuf_puts(&b, "ab");
+  strbuf_append(&b, b.data, 2); /* from itself, inside the caller's storage */
+  CHECK_STR(b.data, "abab");
+  strbuf_append(&b, b.data, 4); /* from itself, outgrowing the caller's storage */
+  CHECK(b.data != small);
+  CHECK_STR(b.data, "abababab");
+  strbuf_free(&b);
+  strbuf_init_with(&b, small, sizeof small);
+  strbuf_puts(&b, "ab");
+  strbuf_reset(&b);
+  CHECK_STR(b.data, "");
+  strbuf_free(&b);            /* never frees the caller's storage */
+  CHECK(b.data == NULL);
+}
+
 void test_strbuf(void)
 {
+  test_init_with();
+  test_format_int();
   test_empty();
   test_append();
   test_reset();
