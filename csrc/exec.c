@@ -164,11 +164,11 @@ int crpg_run_encoded(lua_State *L, exec_target *t, int sql_idx, int first, param
   error_kind kind = KIND_COUNT;
 
   if (memchr(sql, 0, sql_len)) return crpg_push_error(L, KIND_INVALID_INPUT, "SQL text contains a NUL byte");
+  if (s->stream_open) session_settle(s); /* an abandoned rows iterator or COPY (bounded) */
   if (s->broken)
     return crpg_push_error(L, KIND_CLOSED, "connection was given up: a statement passed its deadline "
-                                           "and the server did not answer the cancel");
+                                           "or an abandoned stream did not end in time");
   if (!simple && crpg_fix_array_delims(L, s, sql, sql_len, first, ps)) return 2;
-  if (s->stream_open) session_settle(s); /* an abandoned rows iterator or COPY */
   if (s->decoding) { /* a previous decode raised (out of memory) */
     PQclear(s->decoding);
     s->decoding = NULL;

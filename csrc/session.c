@@ -22,6 +22,7 @@
 /* After a deadline passed: how long session_wait waits with nothing arriving
  * before it sends the cancel again (a pipeline's next statement started). */
 #define CANCEL_RETRY 0.25
+#define SETTLE_TIMEOUT 5.0   /* seconds to end an abandoned stream (as an abandoned transaction) */
 
 double session_now(void) {
   struct timespec ts;
@@ -654,21 +655,26 @@ void session_settle(session *s) {
   if (!s->stream_open) return;
   s->stream_open = 0;
   s->stream_gen++;
-  s->deadline = 0;   /* what an abandoned stream's deadline left */
   s->timed_out = 0;
-  if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) return;
-  if (PQconsumeInput(s->pg) && PQisBusy(s->pg)) {
-    PGcancel *c = PQgetCancel(s->pg);
-    if (c) {
-      char err[256];
-      (void)PQcancel(c, err, sizeof err);
-      PQfreeCancel(c);
-    }
+  if (!s->pg || PQstatus(s->pg) != CONNECTION_OK) {
+    s->deadline = 0;
+    return;
   }
-  if (PQpipelineStatus(s->pg) != PQ_PIPELINE_OFF) (void)PQpipelineSync(s->pg);
-  for (;;) {
+  /* Bounded in time, like an abandoned transaction's rollback: the cancel
+   * goes out within CANCEL_GRACE and what is left of the stream must drain
+   * within SETTLE_TIMEOUT (session_wait re-sends the cancel); a server that
+   * does not answer costs the connection (broken), never a hang. */
+  s->deadline = session_now() + SETTLE_TIMEOUT;
+  if (PQconsumeInput(s->pg) && PQisBusy(s->pg) && send_cancel(s->pg, session_now() + CANCEL_GRACE) != 0)
+    s->broken = 1;
+  if (!s->broken && PQpipelineStatus(s->pg) != PQ_PIPELINE_OFF) (void)PQpipelineSync(s->pg);
+  while (!s->broken) {
     ExecStatusType st;
-    r = PQgetResult(s->pg);
+    r = session_get_result(s);
+    if (s->broken) {
+      PQclear(r);
+      break;
+    }
     if (!r) {
       if (PQpipelineStatus(s->pg) == PQ_PIPELINE_OFF || PQexitPipelineMode(s->pg)) break;
       if (++empty > 100000) break;  /* never spin on a broken pipeline */
@@ -678,13 +684,19 @@ void session_settle(session *s) {
     PQclear(r);
     if (st == PGRES_COPY_OUT) {
       char *row;
-      while (PQgetCopyData(s->pg, &row, 0) > 0) PQfreemem(row);
+      int n;
+      while ((n = PQgetCopyData(s->pg, &row, 1)) != -1) {
+        if (n > 0) PQfreemem(row);
+        else if (n == -2 || session_wait(s, 0) != 0) break;
+      }
     } else if (st == PGRES_COPY_IN) {
       (void)PQputCopyEnd(s->pg, "abandoned by the client");
     } else if (st == PGRES_FATAL_ERROR && PQstatus(s->pg) != CONNECTION_OK) {
       break;
     }
   }
+  s->deadline = 0;
+  s->timed_out = 0;
 }
 
 /* FNV-1a over the SQL text and the parameter types. */

@@ -268,6 +268,33 @@ describe("coderunner.pg deadlines on batch, pipeline, rows and COPY", function()
     pool:close()
   end)
 
+  it("an abandoned stream on a server that answers nothing: the next use ends it in bounded time", function()
+    -- no deadline on the stream itself: settling it at the next use is bounded
+    -- anyway (cancel, then a drain within a few seconds), and the connection
+    -- is given up rather than waited on
+    local pool = assert(pg.pool { min = 1, max = 1, slow_query_ms = -1 })
+    local conn = assert(pool:acquire())
+    local pid = conn:backend_pid()
+    local it, state = assert(conn:rows("select g from generate_series(1, 2000000) g"))
+    assert.is_truthy(it(state)) -- the stream is open, most of it unread
+    it, state = nil, nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(shell.sh("kill -STOP " .. pid))
+    local res, err, took = timed(function() return conn:query("select 1 as one") end)
+    shell.sh("kill -CONT " .. pid)
+    assert.is_true(took < 10, "settling took " .. took .. " s")
+    if res then
+      -- the server's buffered rows and the cancel reply may all have arrived
+      assert.are.equal(1, res[1].one)
+    else
+      assert.are.equal("closed", err.kind)
+    end
+    pool:release(conn)
+    assert.are.equal(1, assert(pool:query("select 1 as one"))[1].one)
+    pool:close()
+  end)
+
   it("wait_notification(timeout) sleeps without spinning and returns on time", function()
     local conn = assert(pg.connect(""))
     assert(conn:listen("wt_chan"))
