@@ -800,13 +800,48 @@ static PGresult *exec_prepared(session *s, stmt_entry *e, int nparams, const cha
   return finish(s, PQsendQueryPrepared(s->pg, e->name, nparams, values, lengths, formats, binary));
 }
 
+/* Copies a statement's text (NUL-terminated) and parameter types for a cache
+ * entry. 0, or -1 when out of memory (nothing is left allocated). */
+static int copy_statement(const char *sql, size_t len, int nparams, const Oid *types,
+                          char **copy, Oid **typecopy) {
+  int i;
+  *copy = malloc(len + 1);
+  *typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
+  if (!*copy || !*typecopy) {
+    free(*copy);
+    free(*typecopy);
+    return -1;
+  }
+  for (i = 0; i < nparams; i++) (*typecopy)[i] = types ? types[i] : 0;
+  memcpy(*copy, sql, len);
+  (*copy)[len] = '\0';
+  return 0;
+}
+
+/* Adds an entry named crpg_<id> owning copy and typecopy (a free slot must exist). */
+static stmt_entry *cache_insert(session *s, unsigned long long h, char *copy, size_t len,
+                                Oid *typecopy, int nparams, unsigned id) {
+  stmt_entry *e = &s->cache[s->cache_count++];
+  e->hash = h;
+  e->sql = copy;
+  e->len = len;
+  e->types = typecopy;
+  e->nparams = nparams;
+  e->described = NULL;
+  e->result_format = -1;
+  e->id = id;
+  stmt_name(e->name, sizeof e->name, id);
+  e->dirty_sql = -1;
+  e->last_used = 0;
+  return e;
+}
+
 /* Prepares sql under a new name, evicting the least recently used entry when
  * the cache is full. Returns NULL on success, else the failed result. */
 static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long long h,
                          int nparams, const Oid *types, stmt_entry **out) {
   char name[32];
   PGresult *r;
-  stmt_entry *e;
   char *copy;
   Oid *typecopy;
   int i;
@@ -819,16 +854,8 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
     cache_drop(s, &s->cache[lru], 1);
     if (s->timed_out) return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
   }
-  copy = malloc(len + 1);
-  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
-  if (!copy || !typecopy) {
-    free(copy);
-    free(typecopy);
+  if (copy_statement(sql, len, nparams, types, &copy, &typecopy) != 0)
     return PQmakeEmptyPGresult(s->pg, PGRES_FATAL_ERROR);
-  }
-  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
-  memcpy(copy, sql, len);
-  copy[len] = '\0';
   /* the name is used up even when preparing fails or is cancelled midway */
   id = s->next_stmt_id++;
   stmt_name(name, sizeof name, id);
@@ -839,19 +866,7 @@ static PGresult *prepare(session *s, const char *sql, size_t len, unsigned long 
     return r;
   }
   PQclear(r);
-  e = &s->cache[s->cache_count++];
-  e->hash = h;
-  e->sql = copy;
-  e->len = len;
-  e->types = typecopy;
-  e->nparams = nparams;
-  e->described = NULL;
-  e->result_format = -1;
-  e->id = id;
-  memcpy(e->name, name, sizeof e->name);
-  e->dirty_sql = -1;
-  e->last_used = 0;
-  *out = e;
+  *out = cache_insert(s, h, copy, len, typecopy, nparams, id);
   return NULL;
 }
 
@@ -1013,7 +1028,6 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
   stmt_entry *e;
   char *copy;
   Oid *typecopy;
-  int i;
   if (s->cache_size == 0) return 0;
   h = hash_sql(sql, len, nparams, types);
   e = cache_find(s, h, sql, len, nparams, types);
@@ -1024,28 +1038,9 @@ int session_pipeline_name(session *s, const char *sql, size_t len, int nparams, 
     return 1;
   }
   if (s->cache_count == s->cache_size) return 0;  /* evicting would need a round trip */
-  copy = malloc(len + 1);
-  typecopy = malloc(sizeof(Oid) * (size_t)(nparams > 0 ? nparams : 1));
-  if (!copy || !typecopy) {
-    free(copy);
-    free(typecopy);
-    return 0;
-  }
-  for (i = 0; i < nparams; i++) typecopy[i] = types ? types[i] : 0;
-  memcpy(copy, sql, len);
-  copy[len] = '\0';
+  if (copy_statement(sql, len, nparams, types, &copy, &typecopy) != 0) return 0;
   s->cache_misses++;
-  e = &s->cache[s->cache_count++];
-  e->hash = h;
-  e->sql = copy;
-  e->len = len;
-  e->types = typecopy;
-  e->nparams = nparams;
-  e->described = NULL;
-  e->result_format = -1;
-  e->id = s->next_stmt_id++;
-  stmt_name(e->name, sizeof e->name, e->id);
-  e->dirty_sql = -1;
+  e = cache_insert(s, h, copy, len, typecopy, nparams, s->next_stmt_id++);
   e->last_used = ++s->tick;
   copy_name(name, namelen, e);
   return 2;

@@ -275,9 +275,10 @@ describe("coderunner.pg deadlines on batch, pipeline, rows and COPY", function()
     local pool = assert(pg.pool { min = 1, max = 1, slow_query_ms = -1 })
     local conn = assert(pool:acquire())
     local pid = conn:backend_pid()
-    local it, state = assert(conn:rows("select g from generate_series(1, 2000000) g"))
-    assert.is_truthy(it(state)) -- the stream is open, most of it unread
-    it, state = nil, nil
+    do
+      local next_row, cursor = assert(conn:rows("select g from generate_series(1, 2000000) g"))
+      assert.is_truthy(next_row(cursor)) -- the stream is open, most of it unread
+    end
     collectgarbage()
     collectgarbage()
     assert.is_true(shell.sh("kill -STOP " .. pid))
