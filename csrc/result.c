@@ -386,15 +386,16 @@ static int decode_error(lua_State *L, session *s, PGresult *r, int base, int col
   return crpg_push_error(L, KIND_SERVER, msg);
 }
 
-/* Pushes res.columns: { {name=, type_oid=, type=}, ... } in column order. */
-static void push_columns(lua_State *L, session *s, const PGresult *r, int ncols) {
+/* Pushes res.columns: { {name=, type_oid=, type=}, ... } in column order;
+ * the names are the strings already on the stack from index names. */
+static void push_columns(lua_State *L, session *s, const PGresult *r, int ncols, int names) {
   int col;
   lua_createtable(L, ncols, 0);
   for (col = 0; col < ncols; col++) {
     Oid oid = PQftype(r, col);
     const pgtype_info *t = pgtype_get(&s->types, oid);
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, PQfname(r, col));
+    lua_pushvalue(L, names + col);
     lua_setfield(L, -2, "name");
     lua_pushinteger(L, (lua_Integer)oid);
     lua_setfield(L, -2, "type_oid");
@@ -455,7 +456,7 @@ static int push_result(lua_State *L, session *s, PGresult *r, int hooks, int met
     lua_rawseti(L, res, row + 1);
   }
   if (meta) { /* res.columns, affected_rows, command */
-    push_columns(L, s, r, ncols);
+    push_columns(L, s, r, ncols, names);
     lua_setfield(L, res, "columns");
     if (tuples && *tuples) {
       lua_pushinteger(L, (lua_Integer)strtoll(tuples, NULL, 10));
