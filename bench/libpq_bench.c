@@ -62,6 +62,16 @@ int main(int argc, char **argv) {
       checksum += atoll(PQgetvalue(r, 0, 0)) + (long long)strlen(PQgetvalue(r, 0, 1)) + (PQgetvalue(r, 0, 2)[0] == 't');
       PQclear(r);
     }
+  } else if (strcmp(workload, "select1") == 0) {
+    /* SELECT 1, prepared once: the round trip and nothing else */
+    PQclear(must(c, PQprepare(c, "s", "select 1 as one", 0, NULL), "prepare"));
+    started = now();
+    cpu_started = clock();
+    for (i = 0; i < n; i++) {
+      PGresult *r = must(c, PQexecPrepared(c, "s", 0, NULL, NULL, NULL, 0), "exec");
+      checksum += atoll(PQgetvalue(r, 0, 0));
+      PQclear(r);
+    }
   } else if (strcmp(workload, "wide") == 0) {
     /* 1000 rows of mixed types, every value converted: the shape of a listing */
     PQclear(must(c, PQprepare(c, "w",

@@ -26,6 +26,11 @@ if workload == "point" then
     local row = assert(exec:query(sql, i))[1]
     checksum = checksum + row.id + #row.email + (row.active and 1 or 0)
   end
+elseif workload == "select1" then
+  started, cpu_started = wall(), os.clock()
+  for _ = 1, n do
+    checksum = checksum + assert(exec:query("select 1 as one"))[1].one
+  end
 elseif workload == "wide" or workload == "wide_binary" then -- both: binary results when it can
   local sql = "select g as id, 'name ' || g as name, g * 1.5::float8 as score, g % 2 = 0 as even, "
     .. "jsonb_build_object('k', g, 'tags', jsonb_build_array('a', 'b')) as meta "

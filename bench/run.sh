@@ -18,6 +18,7 @@ scale=${BENCH_SCALE:-2}
 rounds=${BENCH_ROUNDS:-3}
 modes=${BENCH_MODES:-pinned unpinned}
 workloads=${BENCH_WORKLOADS:-"point $((10000 * scale))
+select1 $((10000 * scale))
 wide $((30 * scale))
 wide_binary $((30 * scale))
 typical $((30 * scale))
