@@ -52,3 +52,10 @@ int crpg_opt_number(lua_State *L, int opts, const char *key, double dflt, double
   lua_pop(L, 1);
   return *out >= min ? 0 : CRPG_OPT_TOO_SMALL;
 }
+
+void crpg_add_methods(lua_State *L, const char *name, const luaL_Reg *methods) {
+  luaL_getmetatable(L, name);
+  lua_getfield(L, -1, "__index");
+  luaL_setfuncs(L, methods, 0);
+  lua_pop(L, 2);
+}

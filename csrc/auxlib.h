@@ -14,6 +14,8 @@ int crpg_is_null(lua_State *L, int idx);
 void crpg_set_hooks(lua_State *L, int ud, int hooks);
 /* Registers metatable `name` with its metamethods, methods as __index. */
 void crpg_new_type(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);
+/* Adds methods to the __index of the registered type `name`. */
+void crpg_add_methods(lua_State *L, const char *name, const luaL_Reg *methods);
 /* 1 when the value at idx has the metatable registered as `name`. */
 int crpg_has_mt(lua_State *L, int idx, const char *name);
 /* Reads opts[key] (opts a stack index, or 0 for none) into *out, dflt when

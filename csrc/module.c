@@ -185,10 +185,7 @@ static void add_executor_methods(lua_State *L, const char *name) {
     {"batch", crpg_batch},
     {NULL, NULL},
   };
-  luaL_getmetatable(L, name);
-  lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, shared, 0);
-  lua_pop(L, 2);
+  crpg_add_methods(L, name, shared);
 }
 
 static void new_marker_mt(lua_State *L, const char *name) {

@@ -93,8 +93,5 @@ void crpg_open_notify(lua_State *L) {
     {"wait_notification", conn_wait_notification},
     {NULL, NULL},
   };
-  luaL_getmetatable(L, CRPG_CONN_MT);
-  lua_getfield(L, -1, "__index");
-  luaL_setfuncs(L, methods, 0);
-  lua_pop(L, 2);
+  crpg_add_methods(L, CRPG_CONN_MT, methods);
 }

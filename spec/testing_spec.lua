@@ -147,3 +147,22 @@ describe("coderunner.testing without busted's hooks", function()
     assert.has_error(function() s:query("SELECT 1") end)
   end)
 end)
+
+describe("coderunner.testing inside nginx", function()
+  it("refuses to fork initdb and pg_ctl, and asks for DATABASE_URL", function()
+    -- a fresh VM with no server named and an `ngx` global, as in an OpenResty worker
+    local vm = os.getenv("CODERUNNER_LUA") or "lua5.4"
+    local cmd = "env -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD -u PGDATABASE "
+      .. "-u PGHOSTADDR -u PGSERVICE " .. vm .. [[ -e '
+        ngx = {}
+        local testing = require "coderunner.testing"
+        local s = testing.new { migrations = false }
+        local ok, err = pcall(s.start, s)
+        io.write(tostring(ok), " ", tostring(err))' 2>&1]]
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    assert.matches("^false ", out)
+    assert.matches("must not fork: set DATABASE_URL", out, 1, true)
+  end)
+end)

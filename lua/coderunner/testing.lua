@@ -14,7 +14,8 @@
 -- stops and removes when the Lua state closes (busted closes it on exit).
 --
 -- This module is for test suites only: it runs initdb and pg_ctl through
--- os.execute/io.popen, which nothing that OpenResty loads may do. The rest of
+-- os.execute/io.popen, which nothing that OpenResty loads may do (inside nginx it
+-- refuses to start a cluster and asks for DATABASE_URL). The rest of
 -- coderunner never requires it.
 local pg = require "coderunner.pg"
 local db = require "coderunner.db"
@@ -117,6 +118,11 @@ local function cluster_conninfo()
   local reg = debug.getregistry()
   local c = reg[REGISTRY_KEY]
   if c and not c.stopped then return c.conninfo end
+  -- the one place this module forks (initdb, pg_ctl): never inside nginx
+  if rawget(_G, "ngx") then
+    error("coderunner.testing: a throwaway cluster needs initdb and pg_ctl, which an OpenResty "
+      .. "worker must not fork: set DATABASE_URL", 0)
+  end
   local bindir = pg_bindir()
   local dir = run("mktemp -d -t coderunner-testing.XXXXXX", "mktemp"):gsub("%s+$", "")
   c = { dir = dir, bindir = bindir, as = "" }
