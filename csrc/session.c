@@ -421,11 +421,12 @@ static void *cancel_thread(void *arg) {
 }
 
 /* Asks the server to cancel what pg is running; waits up to deadline.
- * Returns 0 when the request was delivered in time. */
+ * Returns 0 when the request was delivered in time. The helper thread is
+ * joined when it finished in time (so none is left exiting in the background,
+ * e.g. at process exit), and detached only when it is abandoned. */
 static int send_cancel(PGconn *pg, double deadline) {
   cancel_job *j = calloc(1, sizeof *j);
   pthread_t t;
-  pthread_attr_t attr;
   pthread_condattr_t ca;
   int done;
   if (!j || !(j->cancel = PQgetCancel(pg))) {
@@ -437,16 +438,12 @@ static int send_cancel(PGconn *pg, double deadline) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&j->cv, &ca);
   pthread_condattr_destroy(&ca);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&t, &attr, cancel_thread, j) != 0) {
+  if (pthread_create(&t, NULL, cancel_thread, j) != 0) {
     char err[256];
-    pthread_attr_destroy(&attr);
     done = PQcancel(j->cancel, err, sizeof err); /* no thread: blocking, as libpq does */
     cancel_job_free(j);
     return done ? 0 : -1;
   }
-  pthread_attr_destroy(&attr);
   pthread_mutex_lock(&j->mu);
   while (!j->done) {
     struct timespec ts;
@@ -458,7 +455,12 @@ static int send_cancel(PGconn *pg, double deadline) {
   done = j->done;
   if (!done) j->abandoned = 1;
   pthread_mutex_unlock(&j->mu);
-  if (done) cancel_job_free(j);
+  if (done) {
+    pthread_join(t, NULL);
+    cancel_job_free(j);
+  } else {
+    pthread_detach(t); /* it frees the job when PQcancel returns */
+  }
   return done ? 0 : -1;
 }
 
